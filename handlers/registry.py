@@ -1,0 +1,337 @@
+"""The grid registry: the administrative geography of one street, compiled once.
+
+street → communities → grids (general or dedicated 专属网格) → micro-grids → buildings, plus the
+people of each unit with their roles, and the sensors bound to the household or building they
+watch. `compile_registry(raw, source)` validates a parsed document (YAML or JSON) and returns an
+immutable `Registry` with the look-ups routing needs; it raises `ConfigError` listing every
+fault with its place in the file.
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from handlers.errors import ConfigError, validation_problems
+from schemas.common import AlarmType, Tier
+
+
+class Role(StrEnum):
+    """People's roles, each belonging to units of one tier."""
+
+    MICRO_GRID_WORKER = "micro_grid_worker"  # 微网格员 (often a building head 楼栋长)
+    GRID_WORKER = "grid_worker"  # 专职网格员
+    GRID_HEAD = "grid_head"  # 网格长
+    GENERAL_GRID_HEAD = "general_grid_head"  # 总网格长 (community)
+    COMMUNITY_OPERATOR = "community_operator"  # 社区微网实格指挥室值班员
+    STREET_OPERATOR = "street_operator"  # 街道综合运行中心
+
+
+ROLE_TIER: dict[Role, Tier] = {
+    Role.MICRO_GRID_WORKER: Tier.MICRO_GRID,
+    Role.GRID_WORKER: Tier.GRID,
+    Role.GRID_HEAD: Tier.GRID,
+    Role.GENERAL_GRID_HEAD: Tier.COMMUNITY,
+    Role.COMMUNITY_OPERATOR: Tier.COMMUNITY,
+    Role.STREET_OPERATOR: Tier.STREET,
+}
+
+GridKind = Literal["general", "school", "hospital", "market", "construction_site"]
+
+
+# ---- the file format -------------------------------------------------------------------------
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BuildingSpec(_Spec):
+    id: str
+    address: str = Field(min_length=1)
+
+
+class MicroGridSpec(_Spec):
+    id: str
+    name: str
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    households: int = Field(default=0, ge=0)
+    buildings: list[BuildingSpec] = []
+
+
+class GridSpec(_Spec):
+    id: str
+    name: str
+    kind: GridKind = "general"
+    compound: str | None = Field(default=None, description="小区/院落 name, matched in addresses")
+    micro_grids: list[MicroGridSpec] = []
+    buildings: list[BuildingSpec] = Field(
+        default=[], description="Buildings of a dedicated grid that has no micro-grids"
+    )
+
+
+class CommunitySpec(_Spec):
+    id: str
+    name: str
+    grids: list[GridSpec] = Field(min_length=1)
+
+
+class StreetSpec(_Spec):
+    id: str
+    name: str
+    district: str | None = None
+
+
+class PersonSpec(_Spec):
+    id: str
+    name: str
+    role: Role
+    unit: str
+    phone: str | None = None
+
+
+class ResidentSpec(_Spec):
+    """Who lives where a sensor watches: the caller of its alarms, and so its rater."""
+
+    id: str
+    name: str | None = None
+    phone: str | None = None
+    note: str | None = None
+
+
+class SensorSpec(_Spec):
+    id: str
+    gateway: str
+    alarm_types: list[AlarmType] = Field(min_length=1)
+    building: str
+    household: str | None = None
+    resident: ResidentSpec | None = None
+
+
+class RegistrySpec(_Spec):
+    street: StreetSpec
+    communities: list[CommunitySpec] = Field(min_length=1)
+    people: list[PersonSpec] = []
+    sensors: list[SensorSpec] = []
+
+
+# ---- the compiled registry ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """A responsible unit: the street, a community, a grid or a micro-grid."""
+
+    id: str
+    name: str
+    tier: Tier
+    parent_id: str | None
+    community_id: str | None
+    grid_id: str | None
+    grid_kind: GridKind | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Building:
+    id: str
+    address: str
+    community_id: str
+    grid_id: str
+    micro_grid_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    id: str
+    name: str
+    role: Role
+    unit_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sensor:
+    id: str
+    gateway: str
+    alarm_types: frozenset[AlarmType]
+    building_id: str
+    household: str | None
+    resident_id: str | None
+    resident_note: str | None
+
+
+def normalise_address(text: str) -> str:
+    """Fold full-width characters and drop white space, so '清源路８８号 1栋' == '清源路88号1栋'."""
+    return "".join(unicodedata.normalize("NFKC", text).split())
+
+
+@dataclass(frozen=True)
+class Registry:
+    street: Unit
+    units: Mapping[str, Unit]
+    buildings: Mapping[str, Building]
+    addresses: Mapping[str, str]  # normalised address -> building id
+    compounds: tuple[tuple[str, str], ...]  # (normalised compound name, grid id), longest first
+    community_names: tuple[tuple[str, str], ...]  # (normalised name, community id)
+    people: Mapping[str, Person]
+    sensors: Mapping[str, Sensor]
+    micro_grid_points: tuple[tuple[float, float, str], ...]
+    _cells: Mapping[tuple[int, int], tuple[int, ...]] = field(repr=False)
+
+    CELL_DEG = 0.005  # about 550 m north-south: the bucket size of the lat/lon index
+
+    def unit(self, unit_id: str) -> Unit:
+        return self.units[unit_id]
+
+    def ancestor(self, unit: Unit, tier: Tier) -> Unit:
+        """The unit of `tier` that contains `unit` (itself if it is of that tier)."""
+        node = unit
+        while node.tier.rank < tier.rank and node.parent_id is not None:
+            node = self.units[node.parent_id]
+        return node
+
+    def nearest_micro_grid(self, lat: float, lon: float, max_distance_m: float) -> str | None:
+        """The micro-grid whose centre is nearest to (lat, lon), if within max_distance_m."""
+        ci, cj = _cell(lat, lon)
+        best: tuple[float, str] | None = None
+        reach = max(1, math.ceil(max_distance_m / 500))
+        for di in range(-reach, reach + 1):
+            for dj in range(-reach, reach + 1):
+                for idx in self._cells.get((ci + di, cj + dj), ()):
+                    plat, plon, mid = self.micro_grid_points[idx]
+                    d = _distance_m(lat, lon, plat, plon)
+                    if d <= max_distance_m and (best is None or d < best[0]):
+                        best = (d, mid)
+        return best[1] if best else None
+
+    def people_of(self, unit_id: str) -> list[Person]:
+        return [p for p in self.people.values() if p.unit_id == unit_id]
+
+
+def _cell(lat: float, lon: float) -> tuple[int, int]:
+    return (math.floor(lat / Registry.CELL_DEG), math.floor(lon / Registry.CELL_DEG))
+
+
+def _distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Equirectangular distance: exact enough within a street."""
+    x = math.radians(lon2 - lon1) * math.cos(math.radians((lat1 + lat2) / 2))
+    y = math.radians(lat2 - lat1)
+    return 6_371_000 * math.hypot(x, y)
+
+
+def compile_registry(raw: Any, source: str = "registry") -> Registry:
+    """Validate a parsed registry document and build the look-ups; raise ConfigError."""
+    try:
+        spec = RegistrySpec.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(source, validation_problems(raw, err, "entry")) from None
+
+    problems: list[str] = []
+    units: dict[str, Unit] = {}
+    where: dict[str, str] = {}
+
+    def add_unit(u: Unit, loc: str) -> None:
+        if u.id in units or u.id in buildings:
+            problems.append(f"{loc}: duplicate id '{u.id}' (first defined at {where[u.id]})")
+            return
+        units[u.id] = u
+        where[u.id] = loc
+
+    buildings: dict[str, Building] = {}
+    addresses: dict[str, str] = {}
+
+    def add_building(b: BuildingSpec, loc: str, c: str, g: str, m: str | None) -> None:
+        if b.id in buildings or b.id in units:
+            problems.append(f"{loc}: duplicate id '{b.id}' (first defined at {where[b.id]})")
+            return
+        buildings[b.id] = Building(b.id, b.address, c, g, m)
+        where[b.id] = loc
+        key = normalise_address(b.address)
+        if key in addresses:
+            problems.append(
+                f"{loc}: building '{b.id}' has the address of building '{addresses[key]}'"
+            )
+        addresses[key] = b.id
+
+    street = Unit(spec.street.id, spec.street.name, Tier.STREET, None, None, None)
+    add_unit(street, "street")
+    compounds: list[tuple[str, str]] = []
+    points: list[tuple[float, float, str]] = []
+    for ci, c in enumerate(spec.communities):
+        cloc = f"communities[{ci}] '{c.id}'"
+        add_unit(Unit(c.id, c.name, Tier.COMMUNITY, street.id, c.id, None), cloc)
+        for gi, g in enumerate(c.grids):
+            gloc = f"{cloc}.grids[{gi}] '{g.id}'"
+            add_unit(Unit(g.id, g.name, Tier.GRID, c.id, c.id, g.id, g.kind), gloc)
+            if g.compound:
+                compounds.append((normalise_address(g.compound), g.id))
+            if not g.micro_grids and not g.buildings:
+                problems.append(f"{gloc}: a grid needs micro_grids or buildings")
+            for bi, b in enumerate(g.buildings):
+                add_building(b, f"{gloc}.buildings[{bi}]", c.id, g.id, None)
+            for mi, m in enumerate(g.micro_grids):
+                mloc = f"{gloc}.micro_grids[{mi}] '{m.id}'"
+                add_unit(Unit(m.id, m.name, Tier.MICRO_GRID, g.id, c.id, g.id, g.kind), mloc)
+                points.append((m.lat, m.lon, m.id))
+                for bi, b in enumerate(m.buildings):
+                    add_building(b, f"{mloc}.buildings[{bi}]", c.id, g.id, m.id)
+
+    people: dict[str, Person] = {}
+    for pi, p in enumerate(spec.people):
+        ploc = f"people[{pi}] '{p.id}'"
+        if p.id in people:
+            problems.append(f"{ploc}: duplicate person id")
+        unit = units.get(p.unit)
+        if unit is None:
+            problems.append(f"{ploc}: unknown unit '{p.unit}'")
+        elif unit.tier is not ROLE_TIER[p.role]:
+            problems.append(
+                f"{ploc}: role {p.role.value} belongs to a {ROLE_TIER[p.role].value} unit, "
+                f"but '{p.unit}' is a {unit.tier.value}"
+            )
+        people[p.id] = Person(p.id, p.name, p.role, p.unit)
+
+    sensors: dict[str, Sensor] = {}
+    for si, s in enumerate(spec.sensors):
+        sloc = f"sensors[{si}] '{s.id}'"
+        if s.id in sensors:
+            problems.append(f"{sloc}: duplicate sensor id")
+        if s.building not in buildings:
+            problems.append(f"{sloc}: unknown building '{s.building}'")
+        sensors[s.id] = Sensor(
+            s.id,
+            s.gateway,
+            frozenset(s.alarm_types),
+            s.building,
+            s.household,
+            s.resident.id if s.resident else None,
+            s.resident.note if s.resident else None,
+        )
+
+    if problems:
+        raise ConfigError(source, problems)
+
+    cells: dict[tuple[int, int], list[int]] = {}
+    for idx, (lat, lon, _) in enumerate(points):
+        cells.setdefault(_cell(lat, lon), []).append(idx)
+    return Registry(
+        street=street,
+        units=units,
+        buildings=buildings,
+        addresses=addresses,
+        compounds=tuple(sorted(compounds, key=lambda kv: -len(kv[0]))),
+        community_names=tuple(
+            (normalise_address(c.name), c.id)
+            for c in sorted(spec.communities, key=lambda c: -len(c.name))
+        ),
+        people=people,
+        sensors=sensors,
+        micro_grid_points=tuple(points),
+        _cells={k: tuple(v) for k, v in cells.items()},
+    )

@@ -1,0 +1,97 @@
+"""The wire contract: every event on every minhu topic, as pydantic v2 models.
+
+Every event is a CloudEvents 1.0 envelope in structured JSON mode. `json_schemas()` gives the
+JSON Schema of each type; `minhu schemas --out schemas/json` writes them to the repo.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from schemas.common import TIER_ORDER, AlarmType, Channel, Location, Severity, Tier
+from schemas.envelope import CloudEvent
+from schemas.intake import (
+    ALARM_RAISED,
+    APPEAL_REPORTED,
+    INTAKE_TYPES,
+    PATROL_REPORTED,
+    AlarmData,
+    AlarmRaised,
+    AppealData,
+    AppealReported,
+    Caller,
+    IntakeEvent,
+    PatrolData,
+    PatrolReported,
+    intake_adapter,
+)
+from schemas.routing import (
+    CASE_ATTACHED,
+    CASE_ROUTED,
+    EVENT_REJECTED,
+    CaseAttached,
+    CaseAttachedData,
+    CaseRouted,
+    CaseRoutedData,
+    EventRejected,
+    EventRejectedData,
+    FieldError,
+    MaskedCaller,
+    Notified,
+    Origin,
+    OutputEvent,
+)
+
+EVENT_MODELS: dict[str, type[CloudEvent]] = {
+    APPEAL_REPORTED: AppealReported,
+    ALARM_RAISED: AlarmRaised,
+    PATROL_REPORTED: PatrolReported,
+    CASE_ROUTED: CaseRouted,
+    CASE_ATTACHED: CaseAttached,
+    EVENT_REJECTED: EventRejected,
+}
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """The JSON Schema of every event type, keyed by its CloudEvents `type`."""
+    return {name: model.model_json_schema() for name, model in EVENT_MODELS.items()}
+
+
+__all__ = [
+    "ALARM_RAISED",
+    "APPEAL_REPORTED",
+    "CASE_ATTACHED",
+    "CASE_ROUTED",
+    "EVENT_MODELS",
+    "EVENT_REJECTED",
+    "INTAKE_TYPES",
+    "PATROL_REPORTED",
+    "TIER_ORDER",
+    "AlarmData",
+    "AlarmRaised",
+    "AlarmType",
+    "AppealData",
+    "AppealReported",
+    "Caller",
+    "CaseAttached",
+    "CaseAttachedData",
+    "CaseRouted",
+    "CaseRoutedData",
+    "Channel",
+    "CloudEvent",
+    "EventRejected",
+    "EventRejectedData",
+    "FieldError",
+    "IntakeEvent",
+    "Location",
+    "MaskedCaller",
+    "Notified",
+    "Origin",
+    "OutputEvent",
+    "PatrolData",
+    "PatrolReported",
+    "Severity",
+    "Tier",
+    "intake_adapter",
+    "json_schemas",
+]
