@@ -41,16 +41,22 @@ def entry_label(raw: Any, loc: Sequence[int | str]) -> str:
     return label
 
 
+# Sections of the rules file whose entries are keyed by id rather than carrying an `id` field.
+KEYED_SECTIONS = {"categories": "category", "alarm_types": "alarm type"}
+
+
 def validation_problems(raw: Any, err: ValidationError, kind: str) -> list[str]:
     """Turn a pydantic error into lines like "rule 'gas-leak' (routes[2].tier): Input should be..."."""
     problems = []
     for e in err.errors():
         loc = e["loc"]
         where = loc_text(loc)
-        label = entry_label(raw, loc)
+        label, what = entry_label(raw, loc), kind
+        if not label and len(loc) > 1 and loc[0] in KEYED_SECTIONS:
+            what, label = KEYED_SECTIONS[str(loc[0])], f"'{loc[1]}'"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = f"unknown field '{loc[-1]}'"
-        prefix = f"{kind} {label} ({where})" if label else where
+        prefix = f"{what} {label} ({where})" if label else where
         problems.append(f"{prefix}: {msg}")
     return problems

@@ -10,6 +10,7 @@ fault with its place in the file.
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -163,6 +164,8 @@ class Sensor:
     building_id: str
     household: str | None
     resident_id: str | None
+    resident_name: str | None
+    resident_phone: str | None
     resident_note: str | None
 
 
@@ -177,8 +180,11 @@ class Registry:
     units: Mapping[str, Unit]
     buildings: Mapping[str, Building]
     addresses: Mapping[str, str]  # normalised address -> building id
-    compounds: tuple[tuple[str, str], ...]  # (normalised compound name, grid id), longest first
-    community_names: tuple[tuple[str, str], ...]  # (normalised name, community id)
+    address_lengths: tuple[int, ...]  # distinct lengths of normalised addresses, longest first
+    compounds: Mapping[str, str]  # normalised compound name -> grid id
+    compound_re: re.Pattern[str] | None
+    community_names: Mapping[str, str]  # normalised community name -> community id
+    community_re: re.Pattern[str]
     people: Mapping[str, Person]
     sensors: Mapping[str, Sensor]
     micro_grid_points: tuple[tuple[float, float, str], ...]
@@ -223,6 +229,13 @@ def _distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     x = math.radians(lon2 - lon1) * math.cos(math.radians((lat1 + lat2) / 2))
     y = math.radians(lat2 - lat1)
     return 6_371_000 * math.hypot(x, y)
+
+
+def alternation(words: list[str]) -> re.Pattern[str] | None:
+    """One regex for many literal words; the longest alternative is tried first."""
+    if not words:
+        return None
+    return re.compile("|".join(re.escape(w) for w in sorted(set(words), key=lambda w: -len(w))))
 
 
 def compile_registry(raw: Any, source: str = "registry") -> Registry:
@@ -311,12 +324,15 @@ def compile_registry(raw: Any, source: str = "registry") -> Registry:
             s.building,
             s.household,
             s.resident.id if s.resident else None,
+            s.resident.name if s.resident else None,
+            s.resident.phone if s.resident else None,
             s.resident.note if s.resident else None,
         )
 
     if problems:
         raise ConfigError(source, problems)
 
+    community_names = {normalise_address(c.name): c.id for c in spec.communities}
     cells: dict[tuple[int, int], list[int]] = {}
     for idx, (lat, lon, _) in enumerate(points):
         cells.setdefault(_cell(lat, lon), []).append(idx)
@@ -325,11 +341,11 @@ def compile_registry(raw: Any, source: str = "registry") -> Registry:
         units=units,
         buildings=buildings,
         addresses=addresses,
-        compounds=tuple(sorted(compounds, key=lambda kv: -len(kv[0]))),
-        community_names=tuple(
-            (normalise_address(c.name), c.id)
-            for c in sorted(spec.communities, key=lambda c: -len(c.name))
-        ),
+        address_lengths=tuple(sorted({len(a) for a in addresses}, reverse=True)),
+        compounds=dict(compounds),
+        compound_re=alternation([name for name, _ in compounds]),
+        community_names=community_names,
+        community_re=alternation(list(community_names)) or re.compile(r"(?!)"),
         people=people,
         sensors=sensors,
         micro_grid_points=tuple(points),

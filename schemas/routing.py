@@ -85,7 +85,7 @@ ErrorKind = Literal[
     "unknown_type",
     "invalid_event",
     "unknown_sensor",
-    "sensor_gateway_mismatch",
+    "sensor_mismatch",
 ]
 
 

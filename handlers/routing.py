@@ -1,0 +1,417 @@
+"""Tagging and routing: the decisions at the heart of minhu, as pure functions.
+
+Two steps, so that each shell can keep state where it belongs:
+
+- `assess(event, rules, registry)` is stateless: it finds the place, the category, the severity
+  and the dedup key, or rejects the event (an unknown sensor). Any worker can run it.
+- `route(assessment, state, rules, registry)` is stateful per dedup key: it applies the route,
+  the repeat rule, the ceilings and the storm rule, and returns the events to emit with the new
+  `KeyState` for that key. A shell keeps one `KeyState` per dedup key (a dict in the embedded
+  runner, a table partitioned by the key on Kafka).
+
+Example:
+    a = assess(event, rules, registry)
+    if isinstance(a, EventRejected): emit(a)
+    else: emits, states[a.dedup_key] = route(a, states.get(a.dedup_key), rules, registry)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from handlers.intake import identity, rejection
+from handlers.locate import Located, at_building, locate
+from handlers.privacy import mask_name, mask_phone
+from handlers.registry import Registry, Unit
+from handlers.rules import Facts, Kind, Route, Rules
+from schemas import (
+    CASE_ATTACHED,
+    CASE_ROUTED,
+    AlarmRaised,
+    AppealReported,
+    CaseAttached,
+    CaseAttachedData,
+    CaseRouted,
+    CaseRoutedData,
+    CloudEvent,
+    EventRejected,
+    IntakeEvent,
+    MaskedCaller,
+    Notified,
+    Origin,
+    Severity,
+    Tier,
+)
+from schemas.routing import ErrorKind
+
+ROUTER_SOURCE = "minhu/router"
+SUMMARY_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """Everything known about an intake event before the stateful routing step."""
+
+    event: IntakeEvent
+    kind: Kind
+    facts: Facts
+    located: Located
+    dedup_key: str
+    notes: tuple[str, ...]
+    caller: MaskedCaller | None
+    household: str | None
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class Storm:
+    """The open case an alarm storm attaches to."""
+
+    case_id: str
+    tier: Tier
+    unit_id: str
+    rule_id: str
+    last: datetime
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeyState:
+    """What routing remembers per dedup key: recent event times (for repeats) and the storm."""
+
+    recent: tuple[datetime, ...] = ()
+    storm: Storm | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "recent": [t.isoformat() for t in self.recent],
+            "storm": None
+            if self.storm is None
+            else {
+                "case_id": self.storm.case_id,
+                "tier": self.storm.tier.value,
+                "unit_id": self.storm.unit_id,
+                "rule_id": self.storm.rule_id,
+                "last": self.storm.last.isoformat(),
+                "count": self.storm.count,
+            },
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> KeyState:
+        s = doc.get("storm")
+        return cls(
+            recent=tuple(datetime.fromisoformat(t) for t in doc.get("recent", [])),
+            storm=None
+            if s is None
+            else Storm(
+                s["case_id"], Tier(s["tier"]), s["unit_id"], s["rule_id"],
+                datetime.fromisoformat(s["last"]), int(s["count"]),
+            ),
+        )
+
+
+def case_id_for(event: CloudEvent) -> str:
+    """A case id derived from the event's identity: the same on every worker and every replay."""
+    digest = hashlib.blake2b(identity(event.source, event.id).encode(), digest_size=8)
+    return f"case-{digest.hexdigest()}"
+
+
+def _origin(event: CloudEvent) -> Origin:
+    return Origin.model_construct(
+        event_id=event.id, event_source=event.source, event_type=event.type, event_time=event.time
+    )
+
+
+# ---- step 1: assess (stateless) -------------------------------------------------------------
+
+
+def assess(
+    event: IntakeEvent,
+    rules: Rules,
+    registry: Registry,
+    received_from: str = "intake",
+    position: int | None = None,
+) -> Assessment | EventRejected:
+    """Tag and locate a valid event. An alarm from a sensor the registry does not know (or
+    knows otherwise) is rejected: `received_from` and `position` go into that dead letter."""
+    if isinstance(event, AlarmRaised):
+        return _assess_alarm(event, rules, registry, received_from, position)
+    notes: list[str] = []
+    located = locate(event.data.location, registry, rules.max_distance_m)
+    text = event.data.text
+    if isinstance(event, AppealReported):
+        kind: Kind = "appeal"
+        given = event.data.category
+        if given is not None and given in rules.categories:
+            category = given
+            notes.append(f"category {category} as given")
+        else:
+            category, words = rules.derive_category(text)
+            found = f"keywords {'、'.join(words)}" if words else "no keyword matched"
+            if given is not None:
+                notes.append(f"given category '{given}' is unknown; derived {category} ({found})")
+            else:
+                notes.append(f"category {category} from the text ({found})")
+        c = event.data.caller
+        caller: MaskedCaller | None = MaskedCaller.model_construct(
+            id=c.id, name=mask_name(c.name), phone=mask_phone(c.phone)
+        )
+        channel = event.data.channel
+        on_spot = None
+    else:
+        kind = "patrol"
+        category = event.data.category
+        if category not in rules.categories:
+            notes.append(f"reported category '{category}' is unknown; treated as "
+                         f"{rules.fallback_category}")
+            category = rules.fallback_category
+        caller = MaskedCaller.model_construct(id=event.data.reporter_id, name=None, phone=None)
+        channel = None
+        on_spot = event.data.handled_on_spot
+    base = rules.categories[category].severity
+    severity, word = rules.text_severity(text, base)
+    if word is not None:
+        notes.append(f"severity raised from {base.value} to {severity.value} by '{word}'")
+    grid_kind = registry.units[located.grid_id].grid_kind if located.grid_id else None
+    facts = Facts(kind, category, severity, None, channel, grid_kind, located.community_id,
+                  on_spot)
+    return Assessment(
+        event, kind, facts, located, f"{kind}|{located.place}|{category}", tuple(notes),
+        caller, event.data.location.household, text[:SUMMARY_CHARS],
+    )
+
+
+def _assess_alarm(
+    event: AlarmRaised, rules: Rules, registry: Registry, received_from: str, position: int | None
+) -> Assessment | EventRejected:
+    d = event.data
+    sensor = registry.sensors.get(d.sensor_id)
+    reason = ""
+    kind: ErrorKind = "sensor_mismatch"
+    if sensor is None:
+        kind, reason = "unknown_sensor", f"unknown sensor '{d.sensor_id}': not in the registry"
+    elif sensor.gateway != d.gateway_id:
+        reason = (f"sensor '{d.sensor_id}' is bound to gateway '{sensor.gateway}', "
+                  f"not '{d.gateway_id}'")
+    elif d.alarm_type not in sensor.alarm_types:
+        reason = f"sensor '{d.sensor_id}' does not report {d.alarm_type.value}"
+    if sensor is None or reason:
+        return rejection(
+            kind, reason, [], event.model_dump_json(exclude_none=True), received_from, position,
+            event.time, event.id, event.type,
+        )
+    located = at_building(
+        registry, sensor.building_id, "sensor",
+        f"sensor {sensor.id} is bound to building {sensor.building_id}",
+    )
+    category, severity = rules.alarm_types[d.alarm_type]
+    grid_kind = registry.units[located.grid_id].grid_kind if located.grid_id else None
+    facts = Facts("alarm", category, severity, d.alarm_type, None, grid_kind,
+                  located.community_id, None)
+    unit = f" {d.unit}" if d.unit else ""
+    summary = f"{d.alarm_type.value} alarm: reading {d.reading:g}{unit} (threshold {d.threshold:g}{unit})"
+    if sensor.resident_note:
+        summary += f"; resident: {sensor.resident_note}"
+    caller = None
+    if sensor.resident_id is not None:
+        caller = MaskedCaller.model_construct(
+            id=sensor.resident_id,
+            name=mask_name(sensor.resident_name),
+            phone=mask_phone(sensor.resident_phone),
+        )
+    return Assessment(
+        event, "alarm", facts, located, f"alarm|{sensor.id}|{d.alarm_type.value}",
+        (f"sensor {sensor.id} via gateway {sensor.gateway}",), caller, sensor.household, summary,
+    )
+
+
+# ---- step 2: route (stateful per dedup key) ---------------------------------------------------
+
+
+def route(
+    a: Assessment, state: KeyState | None, rules: Rules, registry: Registry
+) -> tuple[list[CloudEvent], KeyState]:
+    """Decide one assessed event: attach it to a storm, or open a routed case."""
+    state = state or KeyState()
+    event, facts = a.event, a.facts
+    now = event.time
+
+    storm_rule = rules.storm_for(facts) if a.kind == "alarm" else None
+    if storm_rule is not None and state.storm is not None:
+        gap = abs(now - state.storm.last)
+        if gap <= storm_rule.window:
+            s = state.storm
+            n = s.count + 1
+            attached = CaseAttached.model_construct(
+                specversion="1.0",
+                id=f"{s.case_id}/attached/{event.id}",
+                source=ROUTER_SOURCE,
+                type=CASE_ATTACHED,
+                time=now,
+                subject=s.case_id,
+                datacontenttype="application/json",
+                data=CaseAttachedData.model_construct(
+                    case_id=s.case_id, tier=s.tier, unit_id=s.unit_id, rule_id=storm_rule.id,
+                    occurrence=n,
+                    explanation=(
+                        f"alarm storm: occurrence {n} of {a.dedup_key} within "
+                        f"{_fmt(storm_rule.window)} of the previous one; attached to {s.case_id} "
+                        f"(rule {storm_rule.id})"
+                    ),
+                    origin=_origin(event),
+                ),
+            )
+            new_storm = replace(s, last=max(now, s.last), count=n)
+            return [attached], replace(state, storm=new_storm)
+
+    why = list(a.notes)
+    tags = [a.kind, facts.category]
+    rt = rules.route_for(facts)
+    category = rules.categories[facts.category]
+    severity = facts.severity
+    if rt is not None:
+        tier = rt.tier or category.tier
+        rule_id = rt.id
+        why.append(f"rule {rt.id}: {tier.value}")
+        if rt.severity is not None and rt.severity is not severity:
+            why.append(f"severity set to {rt.severity.value}")
+            severity = rt.severity
+        tags.extend(rt.tags)
+    else:
+        tier = category.tier
+        rule_id = f"category/{category.id}"
+        why.append(f"{category.name} starts at {tier.value}")
+
+    recent = state.recent
+    repeat = rules.repeat_for(facts)
+    if repeat is not None:
+        recent = tuple(t for t in recent if abs(now - t) <= repeat.window) + (now,)
+        if len(recent) >= repeat.threshold:
+            raised = tier.raised(repeat.raise_by)
+            why.append(
+                f"{len(recent)} reports about this place and category within "
+                f"{_fmt(repeat.window)} (rule {repeat.id}): raised from {tier.value} to "
+                f"{raised.value}"
+            )
+            tier = raised
+            tags.append("repeated")
+
+    ceiling = rules.ceiling(severity)
+    if tier.rank > ceiling.rank:
+        why.append(f"capped at {ceiling.value}, the ceiling of {severity.value} matters")
+        tier = ceiling
+        tags.append("at-ceiling")
+
+    unit, note = _owner(a.located, tier, rt, registry)
+    if note:
+        why.append(note)
+    if unit.tier is not tier:
+        tags.append("triage" if a.located.method == "none" else "coarse-location")
+    tier = unit.tier
+
+    notified = _notified(a.located, unit, rt, registry)
+    if notified:
+        why.append("notified: " + ", ".join(f"{n.unit_name} ({n.tier.value})" for n in notified))
+    close = rt is not None and rt.close
+    if close:
+        why.append("closed at once")
+        ack_by = resolve_by = None
+    else:
+        sla = rules.sla_for(rt, category)
+        ack_by = now + sla.acknowledge if sla.acknowledge else None
+        resolve_by = now + sla.resolve if sla.resolve else None
+    if a.located.note:
+        why.insert(0, a.located.note)
+
+    cid = case_id_for(event)
+    routed = CaseRouted.model_construct(
+        specversion="1.0",
+        id=f"{cid}/routed",
+        source=ROUTER_SOURCE,
+        type=CASE_ROUTED,
+        time=now,
+        subject=cid,
+        datacontenttype="application/json",
+        data=CaseRoutedData.model_construct(
+            case_id=cid,
+            tier=tier,
+            unit_id=unit.id,
+            unit_name=unit.name,
+            community_id=a.located.community_id,
+            grid_id=a.located.grid_id,
+            micro_grid_id=a.located.micro_grid_id,
+            rule_id=rule_id,
+            severity=severity,
+            category=category.id,
+            category_name=category.name,
+            tags=tags,
+            dedup_key=a.dedup_key,
+            status="closed" if close else "open",
+            acknowledge_by=ack_by,
+            resolve_by=resolve_by,
+            notified=notified,
+            explanation="; ".join(why),
+            summary=a.summary,
+            caller=a.caller,
+            household=a.household,
+            origin=_origin(event),
+        ),
+    )
+    storm = state.storm
+    if storm_rule is not None and not close:
+        storm = Storm(cid, tier, unit.id, rule_id, now, 1)
+    return [routed], KeyState(recent, storm)
+
+
+def _owner(located: Located, tier: Tier, rt: Route | None, registry: Registry) -> tuple[Unit, str]:
+    """The unit that owns a case at `tier` for this place, and a note when it differs."""
+    if rt is not None and rt.unit is not None:
+        return registry.units[rt.unit], f"fixed unit {rt.unit}"
+    by_tier = {
+        Tier.MICRO_GRID: located.micro_grid_id,
+        Tier.GRID: located.grid_id,
+        Tier.COMMUNITY: located.community_id,
+        Tier.STREET: registry.street.id,
+    }
+    unit_id = by_tier[tier]
+    if unit_id is not None:
+        return registry.units[unit_id], ""
+    if located.method == "none":
+        desk = registry.units[located.community_id or registry.street.id]
+        return desk, f"location unresolved: sent to the triage desk of {desk.name}"
+    for t in Tier:
+        if t.rank > tier.rank and by_tier[t] is not None:
+            unit = registry.units[by_tier[t]]  # type: ignore[index]
+            return unit, f"no {tier.value} known for this place: sent to {unit.name} ({t.value})"
+    return registry.street, "sent to the street"
+
+
+def _notified(located: Located, owner: Unit, rt: Route | None, registry: Registry) -> list[Notified]:
+    if rt is None or (not rt.notify_tiers and not rt.notify_units):
+        return []
+    ids: list[str] = []
+    for t in rt.notify_tiers:
+        if t.rank > owner.tier.rank:
+            ids.append(registry.ancestor(owner, t).id)
+    ids.extend(rt.notify_units)
+    out = []
+    for uid in dict.fromkeys(ids):
+        if uid != owner.id:
+            u = registry.units[uid]
+            out.append(Notified.model_construct(unit_id=u.id, unit_name=u.name, tier=u.tier))
+    return out
+
+
+def _fmt(td: timedelta) -> str:
+    secs = int(td.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if secs % size == 0:
+            return f"{secs // size}{unit}"
+    return f"{secs}s"
+
+
+__all__ = ["Assessment", "KeyState", "Severity", "assess", "case_id_for", "route"]

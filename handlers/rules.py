@@ -1,0 +1,421 @@
+"""`escalation_rules.yaml`, validated once and compiled into an immutable `Rules`.
+
+The file format is documented in the file itself. `compile_rules(raw, source, registry)` takes
+the parsed document (the shell reads the file) and returns `Rules`, whose look-ups are pure
+functions; any fault raises `ConfigError` naming the file, the rule id and what is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from handlers.errors import ConfigError, validation_problems
+from handlers.registry import GridKind, Registry, alternation
+from schemas.common import AlarmType, Channel, Severity, Tier
+
+Kind = Literal["appeal", "alarm", "patrol"]
+
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def parse_duration(value: Any) -> timedelta:
+    """'30s', '5m', '2h', '7d' or combinations like '1d12h' -> timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    m = _DURATION.match(value) if isinstance(value, str) else None
+    if not value or m is None or not any(m.groups()):
+        raise ValueError(f"expected a duration like '30m', '2h' or '7d', got {value!r}")
+    d, h, mi, s = (int(g) if g else 0 for g in m.groups())
+    td = timedelta(days=d, hours=h, minutes=mi, seconds=s)
+    if td <= timedelta(0):
+        raise ValueError("a duration must be positive")
+    return td
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+# ---- the file format -------------------------------------------------------------------------
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SlaSpec(_Spec):
+    acknowledge: Duration | None = None
+    resolve: Duration | None = None
+
+
+class CategorySpec(_Spec):
+    name: str = Field(min_length=1)
+    tier: Tier
+    severity: Severity
+    keywords: list[Annotated[str, Field(min_length=1)]] = []
+    sla: SlaSpec | None = None
+
+
+class AlarmTypeSpec(_Spec):
+    category: str
+    severity: Severity
+
+
+class MatchSpec(_Spec):
+    kinds: list[Kind] | None = None
+    categories: list[str] | None = None
+    alarm_types: list[AlarmType] | None = None
+    channels: list[Channel] | None = None
+    severities: list[Severity] | None = None
+    grid_kinds: list[GridKind] | None = None
+    communities: list[str] | None = None
+    handled_on_spot: bool | None = None
+
+
+class RouteSpec(_Spec):
+    id: str = Field(min_length=1)
+    description: str = ""
+    match: MatchSpec = MatchSpec()
+    tier: Tier | None = None
+    unit: str | None = None
+    severity: Severity | None = None
+    close: bool = False
+    notify_tiers: list[Tier] = []
+    notify_units: list[str] = []
+    sla: SlaSpec | None = None
+    tags: list[str] = []
+
+
+class RepeatSpec(_Spec):
+    id: str = Field(min_length=1)
+    description: str = ""
+    match: MatchSpec = MatchSpec()
+    threshold: int = Field(ge=2)
+    window: Duration
+    raise_by: int = Field(default=1, ge=1, le=3)
+
+
+class StormSpec(_Spec):
+    id: str = Field(min_length=1)
+    description: str = ""
+    match: MatchSpec = MatchSpec()
+    window: Duration
+
+
+class LocationSpec(_Spec):
+    max_distance_m: float = Field(default=300, gt=0, le=5000)
+
+
+class RulesSpec(_Spec):
+    version: Literal[1]
+    ceilings: dict[Severity, Tier]
+    default_sla: SlaSpec
+    location: LocationSpec = LocationSpec()
+    fallback_category: str
+    categories: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], CategorySpec]
+    alarm_types: dict[AlarmType, AlarmTypeSpec]
+    severity_keywords: dict[Severity, list[Annotated[str, Field(min_length=1)]]] = {}
+    routes: list[RouteSpec] = []
+    repeats: list[RepeatSpec] = []
+    storms: list[StormSpec] = []
+
+
+# ---- the compiled rules ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What a rule's `match` looks at: known after tagging and locating, before routing."""
+
+    kind: Kind
+    category: str
+    severity: Severity
+    alarm_type: AlarmType | None = None
+    channel: Channel | None = None
+    grid_kind: GridKind | None = None
+    community_id: str | None = None
+    handled_on_spot: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    kinds: frozenset[str] | None
+    categories: frozenset[str] | None
+    alarm_types: frozenset[AlarmType] | None
+    channels: frozenset[Channel] | None
+    severities: frozenset[Severity] | None
+    grid_kinds: frozenset[str] | None
+    communities: frozenset[str] | None
+    handled_on_spot: bool | None
+
+    def __call__(self, f: Facts) -> bool:
+        return (
+            (self.kinds is None or f.kind in self.kinds)
+            and (self.categories is None or f.category in self.categories)
+            and (self.severities is None or f.severity in self.severities)
+            and (self.alarm_types is None or f.alarm_type in self.alarm_types)
+            and (self.channels is None or f.channel in self.channels)
+            and (self.grid_kinds is None or f.grid_kind in self.grid_kinds)
+            and (self.communities is None or f.community_id in self.communities)
+            and (self.handled_on_spot is None or f.handled_on_spot is self.handled_on_spot)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Sla:
+    acknowledge: timedelta | None
+    resolve: timedelta | None
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    id: str
+    name: str
+    tier: Tier
+    severity: Severity
+    sla: Sla
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    id: str
+    description: str
+    match: Match
+    tier: Tier | None
+    unit: str | None
+    severity: Severity | None
+    close: bool
+    notify_tiers: tuple[Tier, ...]
+    notify_units: tuple[str, ...]
+    sla: Sla | None
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RepeatRule:
+    id: str
+    match: Match
+    threshold: int
+    window: timedelta
+    raise_by: int
+
+
+@dataclass(frozen=True, slots=True)
+class StormRule:
+    id: str
+    match: Match
+    window: timedelta
+
+
+@dataclass(frozen=True)
+class Rules:
+    ceilings: Mapping[Severity, Tier]
+    default_sla: Sla
+    max_distance_m: float
+    fallback_category: str
+    categories: Mapping[str, Category]
+    alarm_types: Mapping[AlarmType, tuple[str, Severity]]
+    routes: tuple[Route, ...]
+    repeats: tuple[RepeatRule, ...]
+    storms: tuple[StormRule, ...]
+    _keyword_re: re.Pattern[str] | None
+    _keyword_category: Mapping[str, str]
+    _category_order: Mapping[str, int]
+    _severity_re: re.Pattern[str] | None
+    _severity_of_word: Mapping[str, Severity]
+
+    def derive_category(self, text: str) -> tuple[str, tuple[str, ...]]:
+        """The category whose keywords appear most often in `text`, and the words that hit."""
+        if self._keyword_re is None:
+            return self.fallback_category, ()
+        hits = self._keyword_re.findall(text)
+        if not hits:
+            return self.fallback_category, ()
+        counts: dict[str, int] = {}
+        for word in hits:
+            cat = self._keyword_category[word]
+            counts[cat] = counts.get(cat, 0) + 1
+        best = min(counts, key=lambda c: (-counts[c], self._category_order[c]))
+        return best, tuple(dict.fromkeys(w for w in hits if self._keyword_category[w] == best))
+
+    def text_severity(self, text: str, base: Severity) -> tuple[Severity, str | None]:
+        """`base` raised to the highest severity whose keywords appear in `text`."""
+        if self._severity_re is None:
+            return base, None
+        best, word = base, None
+        for w in self._severity_re.findall(text):
+            sev = self._severity_of_word[w]
+            if sev.rank > best.rank:
+                best, word = sev, w
+        return best, word
+
+    def route_for(self, facts: Facts) -> Route | None:
+        for r in self.routes:
+            if r.match(facts):
+                return r
+        return None
+
+    def repeat_for(self, facts: Facts) -> RepeatRule | None:
+        return next((r for r in self.repeats if r.match(facts)), None)
+
+    def storm_for(self, facts: Facts) -> StormRule | None:
+        return next((r for r in self.storms if r.match(facts)), None)
+
+    def ceiling(self, severity: Severity) -> Tier:
+        return self.ceilings[severity]
+
+    def sla_for(self, route: Route | None, category: Category) -> Sla:
+        """Route SLA, else category SLA, each clock falling back to the default."""
+        chosen = route.sla if route is not None and route.sla is not None else category.sla
+        return Sla(
+            chosen.acknowledge or self.default_sla.acknowledge,
+            chosen.resolve or self.default_sla.resolve,
+        )
+
+
+def _match(spec: MatchSpec) -> Match:
+    def fs(xs: list[Any] | None) -> frozenset[Any] | None:
+        return None if xs is None else frozenset(xs)
+
+    return Match(
+        fs(spec.kinds),
+        fs(spec.categories),
+        fs(spec.alarm_types),
+        fs(spec.channels),
+        fs(spec.severities),
+        fs(spec.grid_kinds),
+        fs(spec.communities),
+        spec.handled_on_spot,
+    )
+
+
+def _sla(spec: SlaSpec | None) -> Sla | None:
+    return None if spec is None else Sla(spec.acknowledge, spec.resolve)
+
+
+def compile_rules(raw: Any, source: str = "rules", registry: Registry | None = None) -> Rules:
+    """Validate and compile a parsed rules document.
+
+    With a registry, unit ids named in the rules (`unit`, `notify_units`, `communities`) are
+    checked against it; without one only the file's own consistency is checked.
+    """
+    try:
+        spec = RulesSpec.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(source, validation_problems(raw, err, "rule")) from None
+
+    problems: list[str] = []
+    for sev in Severity:
+        if sev not in spec.ceilings:
+            problems.append(f"ceilings: no ceiling for severity '{sev.value}'")
+    ceil = spec.ceilings
+    if all(s in ceil for s in Severity):
+        for lo, hi in zip(list(Severity)[:-1], list(Severity)[1:], strict=True):
+            if ceil[lo].rank > ceil[hi].rank:
+                problems.append(
+                    f"ceilings: {lo.value} ({ceil[lo].value}) is above {hi.value} "
+                    f"({ceil[hi].value}); a smaller matter cannot climb higher"
+                )
+    if spec.fallback_category not in spec.categories:
+        problems.append(f"fallback_category: unknown category '{spec.fallback_category}'")
+    if spec.default_sla.acknowledge is None or spec.default_sla.resolve is None:
+        problems.append("default_sla: needs both acknowledge and resolve")
+
+    keyword_owner: dict[str, str] = {}
+    for cid, c in spec.categories.items():
+        if c.severity in ceil and c.tier.rank > ceil[c.severity].rank:
+            problems.append(
+                f"category '{cid}': starts at {c.tier.value}, above the ceiling of "
+                f"{c.severity.value} matters ({ceil[c.severity].value})"
+            )
+        for w in c.keywords:
+            if w in keyword_owner and keyword_owner[w] != cid:
+                problems.append(
+                    f"category '{cid}': keyword '{w}' already belongs to '{keyword_owner[w]}'"
+                )
+            keyword_owner.setdefault(w, cid)
+    for at in AlarmType:
+        if at not in spec.alarm_types:
+            problems.append(f"alarm_types: no entry for alarm type '{at.value}'")
+    for at, a in spec.alarm_types.items():
+        if a.category not in spec.categories:
+            problems.append(f"alarm_types.{at.value}: unknown category '{a.category}'")
+
+    def check_units(label: str, ids: list[str], what: str) -> None:
+        if registry is None:
+            return
+        for u in ids:
+            if u not in registry.units:
+                problems.append(f"{label}: unknown {what} '{u}' (not in the registry)")
+
+    def check_match(label: str, m: MatchSpec) -> None:
+        for cat in m.categories or []:
+            if cat not in spec.categories:
+                problems.append(f"{label}: match.categories: unknown category '{cat}'")
+        check_units(label, m.communities or [], "community")
+
+    seen: set[str] = set()
+    for section, items in (("routes", spec.routes), ("repeats", spec.repeats),
+                           ("storms", spec.storms)):
+        for item in items:
+            label = f"rule '{item.id}' ({section})"
+            if item.id in seen:
+                problems.append(f"{label}: duplicate rule id")
+            seen.add(item.id)
+            check_match(label, item.match)
+    for r in spec.routes:
+        label = f"rule '{r.id}' (routes)"
+        check_units(label, ([r.unit] if r.unit else []) + r.notify_units, "unit")
+        if r.tier is not None and r.severity is not None and r.tier.rank > ceil[r.severity].rank:
+            problems.append(
+                f"{label}: tier {r.tier.value} is above the ceiling of {r.severity.value} "
+                f"matters ({ceil[r.severity].value})"
+            )
+        if r.unit is not None and r.tier is not None and registry is not None:
+            unit = registry.units.get(r.unit)
+            if unit is not None and unit.tier is not r.tier:
+                problems.append(f"{label}: unit '{r.unit}' is a {unit.tier.value}, not {r.tier}")
+        if r.close and r.notify_tiers:
+            problems.append(f"{label}: a route that closes at once cannot notify")
+    if problems:
+        raise ConfigError(source, problems)
+
+    categories = {
+        cid: Category(cid, c.name, c.tier, c.severity, _sla(c.sla) or Sla(None, None))
+        for cid, c in spec.categories.items()
+    }
+    sev_words: dict[str, Severity] = {}
+    for sev, words in spec.severity_keywords.items():
+        for w in words:
+            if w not in sev_words or sev.rank > sev_words[w].rank:
+                sev_words[w] = sev
+    return Rules(
+        ceilings=dict(spec.ceilings),
+        default_sla=Sla(spec.default_sla.acknowledge, spec.default_sla.resolve),
+        max_distance_m=spec.location.max_distance_m,
+        fallback_category=spec.fallback_category,
+        categories=categories,
+        alarm_types={at: (a.category, a.severity) for at, a in spec.alarm_types.items()},
+        routes=tuple(
+            Route(
+                r.id, r.description, _match(r.match), r.tier, r.unit, r.severity, r.close,
+                tuple(r.notify_tiers), tuple(r.notify_units), _sla(r.sla), tuple(r.tags),
+            )
+            for r in spec.routes
+        ),
+        repeats=tuple(
+            RepeatRule(r.id, _match(r.match), r.threshold, r.window, r.raise_by)
+            for r in spec.repeats
+        ),
+        storms=tuple(StormRule(s.id, _match(s.match), s.window) for s in spec.storms),
+        _keyword_re=alternation(list(keyword_owner)),
+        _keyword_category=keyword_owner,
+        _category_order={cid: i for i, cid in enumerate(spec.categories)},
+        _severity_re=alternation(list(sev_words)),
+        _severity_of_word=sev_words,
+    )

@@ -1,0 +1,229 @@
+"""The `minhu` command line.
+
+    minhu demo      generate a synthetic month for the sample street, route it, fill the ledger
+    minhu route     route intake events (JSON Lines) to output records (JSON Lines)
+    minhu bench     measure the core against a null pipeline
+    minhu rules     check a rules file against a registry
+    minhu schemas   export (or check) the JSON Schema of every event type
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from rich.console import Console
+from rich.progress import Progress
+
+from handlers.errors import ConfigError
+from handlers.registry import Registry
+from handlers.rules import Rules
+from streams.config import default_registry_path, default_rules_path, load_registry, load_rules
+from streams.embedded import EmbeddedRunner
+from streams.ledger import Base, Ledger
+from streams.summary import CaseStats, print_summary
+from streams.topics import DEFAULT_PREFIX, Record, Topics
+
+DEMO_LEDGER = "sqlite:///minhu-demo.db"
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rules", type=Path, default=None,
+                   help=f"rules file (default: {default_rules_path()})")
+    p.add_argument("--registry", type=Path, default=None,
+                   help=f"grid registry (default: {default_registry_path()})")
+
+
+def _load(args: argparse.Namespace) -> tuple[Rules, Registry]:
+    registry = load_registry(args.registry)
+    return load_rules(args.rules, registry), registry
+
+
+@contextlib.contextmanager
+def _open_out(path: str) -> Iterator[IO[str]]:
+    if path == "-":
+        yield sys.stdout
+    else:
+        with open(path, "w", encoding="utf-8", newline="\n") as f:
+            yield f
+
+
+def cmd_route(args: argparse.Namespace) -> int:
+    rules, registry = _load(args)
+    ledger = Ledger(args.ledger) if args.ledger else None
+    name = "stdin" if args.input == "-" else args.input
+    err = Console(stderr=True)
+    with _open_out(args.output) as out:
+        write = out.write
+
+        def sink(rec: Record) -> None:
+            write(rec.to_json_line())
+            write("\n")
+
+        stats = CaseStats()
+        runner = EmbeddedRunner(rules, registry, sink, Topics(args.topic_prefix), ledger,
+                                on_case=stats)
+        started = time.perf_counter()
+        src = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")  # noqa: SIM115
+        try:
+            for n, line in enumerate(src, start=1):
+                if line.strip():
+                    runner.feed(line.rstrip(b"\r\n"), name, n)
+        finally:
+            if src is not sys.stdin.buffer:
+                src.close()
+            runner.close()
+    if args.summary:
+        print_summary(err, runner.tally, stats, registry, time.perf_counter() - started)
+    return 0 if runner.tally.balanced else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from streams.synthetic import StreamGenerator
+
+    console = Console()
+    rules, registry = _load(args)
+    console.print(
+        f"[bold]minhu demo[/]: {registry.street.name}, "
+        f"{sum(1 for u in registry.units.values() if u.tier.value == 'community')} communities, "
+        f"{sum(1 for u in registry.units.values() if u.tier.value == 'grid')} grids, "
+        f"{sum(1 for u in registry.units.values() if u.tier.value == 'micro_grid')} micro-grids, "
+        f"{len(registry.sensors)} sensors"
+    )
+    events = StreamGenerator(registry, seed=args.seed).events(args.events)
+    if args.events_out:
+        with _open_out(args.events_out) as f:
+            for _, line in events:
+                f.write(line + "\n")
+        console.print(f"intake events written to {args.events_out}")
+    ledger = Ledger(args.ledger)
+    Base.metadata.drop_all(ledger.engine)  # a demo starts from an empty ledger
+    Base.metadata.create_all(ledger.engine)
+    records: list[Record] = []
+    stats = CaseStats()
+    runner = EmbeddedRunner(rules, registry, records.append, ledger=ledger, on_case=stats)
+    started = time.perf_counter()
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("routing", total=len(events))
+        for n, (_, line) in enumerate(events, start=1):
+            runner.feed(line, "demo", n)
+            if n % 500 == 0:
+                progress.update(task, completed=n)
+        progress.update(task, completed=len(events))
+    runner.close()
+    seconds = time.perf_counter() - started
+    if args.records_out:
+        with _open_out(args.records_out) as f:
+            for rec in records:
+                f.write(rec.to_json_line() + "\n")
+    print_summary(console, runner.tally, stats, registry, seconds)
+    console.print(f"Ledger: {args.ledger}  ({runner.tally.records_out:,} records produced)")
+    return 0 if runner.tally.balanced else 1
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from streams.bench import run_bench
+
+    rules, registry = _load(args)
+    print(json.dumps(run_bench(rules, registry, args.events, args.ledger_events), indent=2))
+    return 0
+
+
+def cmd_rules_check(args: argparse.Namespace) -> int:
+    rules, registry = _load(args)
+    print(
+        f"{args.rules or default_rules_path()}: ok — {len(rules.categories)} categories, "
+        f"{len(rules.routes)} routes, {len(rules.repeats)} repeat rules, "
+        f"{len(rules.storms)} storm rules; registry {len(registry.units)} units"
+    )
+    return 0
+
+
+def cmd_schemas(args: argparse.Namespace) -> int:
+    from schemas import json_schemas
+
+    out = Path(args.out)
+    stale = []
+    for name, schema in json_schemas().items():
+        text = json.dumps(schema, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+        path = out / f"{name}.json"
+        if args.check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                stale.append(str(path))
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    if stale:
+        print("stale JSON Schemas (run `minhu schemas`):\n  " + "\n  ".join(stale))
+        return 1
+    print(f"JSON Schemas {'are current' if args.check else 'written'} in {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="minhu", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="route a synthetic month for the sample street")
+    _add_config_args(d)
+    d.add_argument("--events", type=int, default=10_000, help="how many records (default 10000)")
+    d.add_argument("--seed", type=int, default=7, help="random seed: same seed, same stream")
+    d.add_argument("--events-out", help="also write the generated intake events (JSON Lines)")
+    d.add_argument("--records-out", help="also write the produced records (JSON Lines)")
+    d.add_argument("--ledger", default=DEMO_LEDGER,
+                   help=f"SQLAlchemy URL of the ledger, emptied first (default {DEMO_LEDGER})")
+    d.set_defaults(func=cmd_demo)
+
+    r = sub.add_parser("route", help="route intake events (JSON Lines) to records")
+    _add_config_args(r)
+    r.add_argument("--input", default="-", help="JSON Lines file of intake events, or - (stdin)")
+    r.add_argument("--output", default="-", help="where records go, or - (stdout)")
+    r.add_argument("--topic-prefix", default=DEFAULT_PREFIX,
+                   help=f"prefix of every topic name (default {DEFAULT_PREFIX!r})")
+    r.add_argument("--ledger", default=None,
+                   help="SQLAlchemy URL of a ledger to record into and resume from "
+                        "(e.g. sqlite:///minhu.db); none by default")
+    r.add_argument("--summary", action="store_true", help="print a summary on stderr")
+    r.set_defaults(func=cmd_route)
+
+    b = sub.add_parser("bench", help="events/s of the core against a null pipeline")
+    _add_config_args(b)
+    b.add_argument("--events", type=int, default=200_000)
+    b.add_argument("--ledger-events", type=int, default=50_000,
+                   help="events for the end-to-end run with a SQLite ledger")
+    b.set_defaults(func=cmd_bench)
+
+    ru = sub.add_parser("rules", help="check a rules file")
+    ru_sub = ru.add_subparsers(dest="rules_command", required=True)
+    rc = ru_sub.add_parser("check", help="validate rules and registry, and say what they hold")
+    _add_config_args(rc)
+    rc.set_defaults(func=cmd_rules_check)
+
+    s = sub.add_parser("schemas", help="export the JSON Schema of every event type")
+    s.add_argument("--out", default="schemas/json", help="folder (default schemas/json)")
+    s.add_argument("--check", action="store_true", help="fail if the files are not current")
+    s.set_defaults(func=cmd_schemas)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as err:
+        print(f"minhu: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,268 @@
+"""The ledger: every intake record, case, routing decision and dead letter, in SQL.
+
+SQLite file by default, PostgreSQL by URL (`postgresql+psycopg://user@host/db`). Writes are
+buffered and flushed in batches (`batch_size` records, and at `flush()`/`close()`), each batch
+in one transaction. The ledger keeps personal data in clear; dispatch topics never do.
+
+It also holds what the embedded runner needs to resume: the identities of the events it has
+seen (duplicates stay duplicates across runs) and the routing state per dedup key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    insert,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from handlers.routing import KeyState
+from schemas import CaseAttached, CaseRouted, EventRejected, IntakeEvent
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class IntakeRecord(Base):
+    """Every record that came in, with what became of it: nothing is lost."""
+
+    __tablename__ = "intake_records"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    received_from: Mapped[str] = mapped_column(String(500))
+    position: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(20))  # routed | attached | rejected | duplicate
+    identity: Mapped[str | None] = mapped_column(String(800), index=True)
+    event_type: Mapped[str | None] = mapped_column(String(200))
+    event_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    case_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    payload: Mapped[str] = mapped_column(Text)
+
+
+class Case(Base):
+    """A case as routed; personal data in clear."""
+
+    __tablename__ = "cases"
+    case_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    tier: Mapped[str] = mapped_column(String(20))
+    unit_id: Mapped[str] = mapped_column(String(128), index=True)
+    community_id: Mapped[str | None] = mapped_column(String(128))
+    grid_id: Mapped[str | None] = mapped_column(String(128))
+    micro_grid_id: Mapped[str | None] = mapped_column(String(128))
+    category: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(20))
+    rule_id: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(20))
+    acknowledge_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolve_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    dedup_key: Mapped[str] = mapped_column(String(400))
+    caller_id: Mapped[str | None] = mapped_column(String(128))
+    caller_name: Mapped[str | None] = mapped_column(String(200))
+    caller_phone: Mapped[str | None] = mapped_column(String(40))
+    summary: Mapped[str] = mapped_column(Text)
+
+
+class RoutingDecision(Base):
+    """Each decision taken on a case: opened by routing, or an alarm attached to it."""
+
+    __tablename__ = "routing_decisions"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(String(40), index=True)
+    decision: Mapped[str] = mapped_column(String(20))  # routed | attached
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    event_identity: Mapped[str] = mapped_column(String(800))
+    tier: Mapped[str] = mapped_column(String(20))
+    unit_id: Mapped[str] = mapped_column(String(128))
+    rule_id: Mapped[str] = mapped_column(String(128))
+    notified: Mapped[str] = mapped_column(Text)  # JSON list of unit ids
+    explanation: Mapped[str] = mapped_column(Text)
+
+
+class DeadLetter(Base):
+    __tablename__ = "dead_letters"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    error_kind: Mapped[str] = mapped_column(String(40), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    received_from: Mapped[str] = mapped_column(String(500))
+    position: Mapped[int | None] = mapped_column(Integer)
+    payload: Mapped[str] = mapped_column(Text)
+
+
+class KeyStateRow(Base):
+    """The routing state of one dedup key (repeat window, open storm), for resuming."""
+
+    __tablename__ = "key_states"
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    state: Mapped[str] = mapped_column(Text)
+
+
+Index("ix_cases_tier_category", Case.tier, Case.category)
+
+_TABLES = (IntakeRecord, Case, RoutingDecision, DeadLetter)
+
+
+def make_engine(url: str) -> Engine:
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+    return engine
+
+
+class Ledger:
+    """Buffered writer. Call `record_*` per outcome; batches go to the database together."""
+
+    def __init__(self, url: str, batch_size: int = 2000, engine: Engine | None = None) -> None:
+        self.url = url
+        self.engine = engine or make_engine(url)
+        self.batch_size = batch_size
+        Base.metadata.create_all(self.engine)
+        self._rows: dict[type[Base], list[dict[str, Any]]] = {t: [] for t in _TABLES}
+        self._states: dict[str, KeyState] = {}
+        self._pending = 0
+
+    # ---- resuming ----
+
+    def seen_identities(self) -> set[str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(IntakeRecord.identity).where(
+                    IntakeRecord.identity.is_not(None), IntakeRecord.outcome != "duplicate"
+                )
+            )
+            return {r[0] for r in rows}
+
+    def key_states(self) -> dict[str, KeyState]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(KeyStateRow.key, KeyStateRow.state))
+            return {k: KeyState.from_json(json.loads(s)) for k, s in rows}
+
+    # ---- writing ----
+
+    def record_intake(
+        self,
+        received_from: str,
+        position: int | None,
+        outcome: str,
+        payload: str,
+        event: IntakeEvent | None = None,
+        identity: str | None = None,
+        case_id: str | None = None,
+    ) -> None:
+        self._add(
+            IntakeRecord,
+            {
+                "received_from": received_from,
+                "position": position,
+                "outcome": outcome,
+                "identity": identity,
+                "event_type": event.type if event is not None else None,
+                "event_time": event.time if event is not None else None,
+                "case_id": case_id,
+                "payload": payload,
+            },
+        )
+
+    def record_case(self, routed: CaseRouted, kind: str, identity: str,
+                    caller: tuple[str | None, str | None, str | None]) -> None:
+        d = routed.data
+        self._add(
+            Case,
+            {
+                "case_id": d.case_id, "opened_at": routed.time, "kind": kind,
+                "tier": d.tier.value, "unit_id": d.unit_id, "community_id": d.community_id,
+                "grid_id": d.grid_id, "micro_grid_id": d.micro_grid_id, "category": d.category,
+                "severity": d.severity.value, "rule_id": d.rule_id, "status": d.status,
+                "acknowledge_by": d.acknowledge_by, "resolve_by": d.resolve_by,
+                "dedup_key": d.dedup_key, "caller_id": caller[0], "caller_name": caller[1],
+                "caller_phone": caller[2], "summary": d.summary,
+            },
+        )
+        self._decision(d.case_id, "routed", routed.time, identity, d.tier.value, d.unit_id,
+                       d.rule_id, [n.unit_id for n in d.notified], d.explanation)
+
+    def record_attached(self, attached: CaseAttached, identity: str) -> None:
+        d = attached.data
+        self._decision(d.case_id, "attached", attached.time, identity, d.tier.value, d.unit_id,
+                       d.rule_id, [], d.explanation)
+
+    def record_dead_letter(self, rejected: EventRejected) -> None:
+        d = rejected.data
+        self._add(
+            DeadLetter,
+            {
+                "id": rejected.id, "at": rejected.time, "error_kind": d.error_kind,
+                "reason": d.reason, "received_from": d.received_from, "position": d.position,
+                "payload": d.payload,
+            },
+        )
+
+    def record_state(self, key: str, state: KeyState) -> None:
+        self._states[key] = state
+
+    def _decision(self, case_id: str, decision: str, at: datetime, identity: str, tier: str,
+                  unit_id: str, rule_id: str, notified: Iterable[str], explanation: str) -> None:
+        self._add(
+            RoutingDecision,
+            {
+                "case_id": case_id, "decision": decision, "at": at, "event_identity": identity,
+                "tier": tier, "unit_id": unit_id, "rule_id": rule_id,
+                "notified": json.dumps(list(notified)), "explanation": explanation,
+            },
+        )
+
+    def _add(self, table: type[Base], row: dict[str, Any]) -> None:
+        self._rows[table].append(row)
+        self._pending += 1
+        if self._pending >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write everything buffered in one transaction."""
+        if not self._pending and not self._states:
+            return
+        with self.engine.begin() as conn:
+            for table, rows in self._rows.items():
+                if rows:
+                    conn.execute(insert(table), rows)
+                    rows.clear()
+            if self._states:
+                self._upsert_states(conn)
+        self._pending = 0
+
+    def _upsert_states(self, conn: Any) -> None:
+        rows = [{"key": k, "state": json.dumps(s.to_json())} for k, s in self._states.items()]
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(KeyStateRow)
+        conn.execute(
+            stmt.on_conflict_do_update(index_elements=["key"], set_={"state": stmt.excluded.state}),
+            rows,
+        )
+        self._states.clear()
+
+    def close(self) -> None:
+        self.flush()
+        self.engine.dispose()

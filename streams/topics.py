@@ -1,0 +1,75 @@
+"""Topic names, and which topics each output event goes to.
+
+With the default prefix `minhu.`:
+
+| topic                        | carries                                                    |
+|------------------------------|------------------------------------------------------------|
+| minhu.intake.appeal          | minhu.appeal.reported (residents' appeals, every channel)  |
+| minhu.intake.alarm           | minhu.alarm.raised (sensor gateways)                       |
+| minhu.intake.patrol          | minhu.patrol.reported (grid patrols)                       |
+| minhu.dispatch.micro_grid    | cases for micro-grid workers                               |
+| minhu.dispatch.grid          | cases for grid workers and grid heads                      |
+| minhu.dispatch.community     | cases for community operations rooms                       |
+| minhu.dispatch.street        | cases for the street operations centre                     |
+| minhu.deadletter             | minhu.event.rejected: every refused record, with reason    |
+
+A routed case goes to the dispatch topic of its tier, and also to the dispatch topic of each
+notified unit's tier (a gas leak goes to grid and community). Records are keyed by case id, so
+one case's records stay in order on one partition.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from schemas import CaseAttached, CaseRouted, CloudEvent, Tier
+
+DEFAULT_PREFIX = "minhu."
+INTAKE_KINDS = ("appeal", "alarm", "patrol")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One record as it would be produced on Kafka."""
+
+    topic: str
+    key: str | None
+    value: CloudEvent
+
+    def to_json_line(self) -> str:
+        """`{"topic": ..., "key": ..., "value": <CloudEvent>}`; byte-stable for the same value."""
+        value = self.value.model_dump_json(exclude_none=True)
+        key = json.dumps(self.key, ensure_ascii=False)
+        return f'{{"topic":{json.dumps(self.topic)},"key":{key},"value":{value}}}'
+
+
+@dataclass(frozen=True)
+class Topics:
+    prefix: str = DEFAULT_PREFIX
+
+    def intake(self, kind: str) -> str:
+        return f"{self.prefix}intake.{kind}"
+
+    def dispatch(self, tier: Tier) -> str:
+        return f"{self.prefix}dispatch.{tier.value}"
+
+    @property
+    def deadletter(self) -> str:
+        return f"{self.prefix}deadletter"
+
+    def all(self) -> list[str]:
+        return (
+            [self.intake(k) for k in INTAKE_KINDS]
+            + [self.dispatch(t) for t in Tier]
+            + [self.deadletter]
+        )
+
+    def records_for(self, event: CloudEvent) -> list[Record]:
+        """Where an output event is published."""
+        if isinstance(event, CaseRouted):
+            tiers = dict.fromkeys([event.data.tier, *(n.tier for n in event.data.notified)])
+            return [Record(self.dispatch(t), event.data.case_id, event) for t in tiers]
+        if isinstance(event, CaseAttached):
+            return [Record(self.dispatch(event.data.tier), event.data.case_id, event)]
+        return [Record(self.deadletter, event.subject, event)]
