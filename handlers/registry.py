@@ -190,7 +190,7 @@ class Registry:
     micro_grid_points: tuple[tuple[float, float, str], ...]
     _cells: Mapping[tuple[int, int], tuple[int, ...]] = field(repr=False)
 
-    CELL_DEG = 0.005  # about 550 m north-south: the bucket size of the lat/lon index
+    CELL_DEG = 0.002  # about 220 m north-south: the bucket size of the lat/lon index
 
     def unit(self, unit_id: str) -> Unit:
         return self.units[unit_id]
@@ -203,18 +203,27 @@ class Registry:
         return node
 
     def nearest_micro_grid(self, lat: float, lon: float, max_distance_m: float) -> str | None:
-        """The micro-grid whose centre is nearest to (lat, lon), if within max_distance_m."""
+        """The micro-grid whose centre is nearest to (lat, lon), if within max_distance_m.
+
+        Scans only the index cells within reach, comparing squared distances in degrees
+        (equirectangular: exact enough within a street)."""
         ci, cj = _cell(lat, lon)
-        best: tuple[float, str] | None = None
-        reach = max(1, math.ceil(max_distance_m / 500))
-        for di in range(-reach, reach + 1):
-            for dj in range(-reach, reach + 1):
-                for idx in self._cells.get((ci + di, cj + dj), ()):
-                    plat, plon, mid = self.micro_grid_points[idx]
-                    d = _distance_m(lat, lon, plat, plon)
-                    if d <= max_distance_m and (best is None or d < best[0]):
-                        best = (d, mid)
-        return best[1] if best else None
+        coslat = math.cos(math.radians(lat))
+        reach_deg = max_distance_m / METRES_PER_DEGREE
+        ri = math.ceil(reach_deg / self.CELL_DEG)
+        rj = math.ceil(reach_deg / coslat / self.CELL_DEG)
+        best_d2, best = reach_deg * reach_deg, None
+        points = self.micro_grid_points
+        cells = self._cells
+        for di in range(-ri, ri + 1):
+            for dj in range(-rj, rj + 1):
+                for idx in cells.get((ci + di, cj + dj), ()):
+                    plat, plon, mid = points[idx]
+                    dy, dx = plat - lat, (plon - lon) * coslat
+                    d2 = dy * dy + dx * dx
+                    if d2 <= best_d2:
+                        best_d2, best = d2, mid
+        return best
 
     def people_of(self, unit_id: str) -> list[Person]:
         return [p for p in self.people.values() if p.unit_id == unit_id]
@@ -224,11 +233,7 @@ def _cell(lat: float, lon: float) -> tuple[int, int]:
     return (math.floor(lat / Registry.CELL_DEG), math.floor(lon / Registry.CELL_DEG))
 
 
-def _distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Equirectangular distance: exact enough within a street."""
-    x = math.radians(lon2 - lon1) * math.cos(math.radians((lat1 + lat2) / 2))
-    y = math.radians(lat2 - lat1)
-    return 6_371_000 * math.hypot(x, y)
+METRES_PER_DEGREE = 111_195.0  # along a meridian, on a sphere of radius 6,371 km
 
 
 def alternation(words: list[str]) -> re.Pattern[str] | None:

@@ -33,15 +33,10 @@ from schemas import (
     AlarmRaised,
     AppealReported,
     CaseAttached,
-    CaseAttachedData,
     CaseRouted,
-    CaseRoutedData,
     CloudEvent,
     EventRejected,
     IntakeEvent,
-    MaskedCaller,
-    Notified,
-    Origin,
     Severity,
     Tier,
 )
@@ -61,7 +56,7 @@ class Assessment:
     located: Located
     dedup_key: str
     notes: tuple[str, ...]
-    caller: MaskedCaller | None
+    caller: dict[str, Any] | None  # a MaskedCaller: name and phone already masked
     household: str | None
     summary: str
 
@@ -120,10 +115,13 @@ def case_id_for(event: CloudEvent) -> str:
     return f"case-{digest.hexdigest()}"
 
 
-def _origin(event: CloudEvent) -> Origin:
-    return Origin.model_construct(
-        event_id=event.id, event_source=event.source, event_type=event.type, event_time=event.time
-    )
+def _origin(event: CloudEvent) -> dict[str, Any]:
+    return {
+        "event_id": event.id,
+        "event_source": event.source,
+        "event_type": event.type,
+        "event_time": event.time,
+    }
 
 
 # ---- step 1: assess (stateless) -------------------------------------------------------------
@@ -157,9 +155,9 @@ def assess(
             else:
                 notes.append(f"category {category} from the text ({found})")
         c = event.data.caller
-        caller: MaskedCaller | None = MaskedCaller.model_construct(
-            id=c.id, name=mask_name(c.name), phone=mask_phone(c.phone)
-        )
+        caller: dict[str, Any] | None = {
+            "id": c.id, "name": mask_name(c.name), "phone": mask_phone(c.phone)
+        }
         channel = event.data.channel
         on_spot = None
     else:
@@ -169,7 +167,7 @@ def assess(
             notes.append(f"reported category '{category}' is unknown; treated as "
                          f"{rules.fallback_category}")
             category = rules.fallback_category
-        caller = MaskedCaller.model_construct(id=event.data.reporter_id, name=None, phone=None)
+        caller = {"id": event.data.reporter_id, "name": None, "phone": None}
         channel = None
         on_spot = event.data.handled_on_spot
     base = rules.categories[category].severity
@@ -218,11 +216,11 @@ def _assess_alarm(
         summary += f"; resident: {sensor.resident_note}"
     caller = None
     if sensor.resident_id is not None:
-        caller = MaskedCaller.model_construct(
-            id=sensor.resident_id,
-            name=mask_name(sensor.resident_name),
-            phone=mask_phone(sensor.resident_phone),
-        )
+        caller = {
+            "id": sensor.resident_id,
+            "name": mask_name(sensor.resident_name),
+            "phone": mask_phone(sensor.resident_phone),
+        }
     return Assessment(
         event, "alarm", facts, located, f"alarm|{sensor.id}|{d.alarm_type.value}",
         (f"sensor {sensor.id} via gateway {sensor.gateway}",), caller, sensor.household, summary,
@@ -246,25 +244,24 @@ def route(
         if gap <= storm_rule.window:
             s = state.storm
             n = s.count + 1
-            attached = CaseAttached.model_construct(
-                specversion="1.0",
-                id=f"{s.case_id}/attached/{event.id}",
-                source=ROUTER_SOURCE,
-                type=CASE_ATTACHED,
-                time=now,
-                subject=s.case_id,
-                datacontenttype="application/json",
-                data=CaseAttachedData.model_construct(
-                    case_id=s.case_id, tier=s.tier, unit_id=s.unit_id, rule_id=storm_rule.id,
-                    occurrence=n,
-                    explanation=(
+            attached = CaseAttached.model_validate({
+                "specversion": "1.0",
+                "id": f"{s.case_id}/attached/{event.id}",
+                "source": ROUTER_SOURCE,
+                "type": CASE_ATTACHED,
+                "time": now,
+                "subject": s.case_id,
+                "data": {
+                    "case_id": s.case_id, "tier": s.tier, "unit_id": s.unit_id,
+                    "rule_id": storm_rule.id, "occurrence": n,
+                    "explanation": (
                         f"alarm storm: occurrence {n} of {a.dedup_key} within "
                         f"{_fmt(storm_rule.window)} of the previous one; attached to {s.case_id} "
                         f"(rule {storm_rule.id})"
                     ),
-                    origin=_origin(event),
-                ),
-            )
+                    "origin": _origin(event),
+                },
+            })
             new_storm = replace(s, last=max(now, s.last), count=n)
             return [attached], replace(state, storm=new_storm)
 
@@ -289,7 +286,7 @@ def route(
     recent = state.recent
     repeat = rules.repeat_for(facts)
     if repeat is not None:
-        recent = tuple(t for t in recent if abs(now - t) <= repeat.window) + (now,)
+        recent = (*(t for t in recent if abs(now - t) <= repeat.window), now)
         if len(recent) >= repeat.threshold:
             raised = tier.raised(repeat.raise_by)
             why.append(
@@ -315,7 +312,9 @@ def route(
 
     notified = _notified(a.located, unit, rt, registry)
     if notified:
-        why.append("notified: " + ", ".join(f"{n.unit_name} ({n.tier.value})" for n in notified))
+        why.append(
+            "notified: " + ", ".join(f"{n['unit_name']} ({n['tier'].value})" for n in notified)
+        )
     close = rt is not None and rt.close
     if close:
         why.append("closed at once")
@@ -328,39 +327,40 @@ def route(
         why.insert(0, a.located.note)
 
     cid = case_id_for(event)
-    routed = CaseRouted.model_construct(
-        specversion="1.0",
-        id=f"{cid}/routed",
-        source=ROUTER_SOURCE,
-        type=CASE_ROUTED,
-        time=now,
-        subject=cid,
-        datacontenttype="application/json",
-        data=CaseRoutedData.model_construct(
-            case_id=cid,
-            tier=tier,
-            unit_id=unit.id,
-            unit_name=unit.name,
-            community_id=a.located.community_id,
-            grid_id=a.located.grid_id,
-            micro_grid_id=a.located.micro_grid_id,
-            rule_id=rule_id,
-            severity=severity,
-            category=category.id,
-            category_name=category.name,
-            tags=tags,
-            dedup_key=a.dedup_key,
-            status="closed" if close else "open",
-            acknowledge_by=ack_by,
-            resolve_by=resolve_by,
-            notified=notified,
-            explanation="; ".join(why),
-            summary=a.summary,
-            caller=a.caller,
-            household=a.household,
-            origin=_origin(event),
-        ),
-    )
+    # One validation of the whole nested document: cheaper than constructing each model, and
+    # it checks what the core builds against the wire contract.
+    routed = CaseRouted.model_validate({
+        "specversion": "1.0",
+        "id": f"{cid}/routed",
+        "source": ROUTER_SOURCE,
+        "type": CASE_ROUTED,
+        "time": now,
+        "subject": cid,
+        "data": {
+            "case_id": cid,
+            "tier": tier,
+            "unit_id": unit.id,
+            "unit_name": unit.name,
+            "community_id": a.located.community_id,
+            "grid_id": a.located.grid_id,
+            "micro_grid_id": a.located.micro_grid_id,
+            "rule_id": rule_id,
+            "severity": severity,
+            "category": category.id,
+            "category_name": category.name,
+            "tags": tags,
+            "dedup_key": a.dedup_key,
+            "status": "closed" if close else "open",
+            "acknowledge_by": ack_by,
+            "resolve_by": resolve_by,
+            "notified": notified,
+            "explanation": "; ".join(why),
+            "summary": a.summary,
+            "caller": a.caller,
+            "household": a.household,
+            "origin": _origin(event),
+        },
+    })
     storm = state.storm
     if storm_rule is not None and not close:
         storm = Storm(cid, tier, unit.id, rule_id, now, 1)
@@ -390,7 +390,9 @@ def _owner(located: Located, tier: Tier, rt: Route | None, registry: Registry) -
     return registry.street, "sent to the street"
 
 
-def _notified(located: Located, owner: Unit, rt: Route | None, registry: Registry) -> list[Notified]:
+def _notified(
+    located: Located, owner: Unit, rt: Route | None, registry: Registry
+) -> list[dict[str, Any]]:
     if rt is None or (not rt.notify_tiers and not rt.notify_units):
         return []
     ids: list[str] = []
@@ -402,7 +404,7 @@ def _notified(located: Located, owner: Unit, rt: Route | None, registry: Registr
     for uid in dict.fromkeys(ids):
         if uid != owner.id:
             u = registry.units[uid]
-            out.append(Notified.model_construct(unit_id=u.id, unit_name=u.name, tier=u.tier))
+            out.append({"unit_id": u.id, "unit_name": u.name, "tier": u.tier})
     return out
 
 

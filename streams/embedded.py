@@ -153,4 +153,4 @@ def _caller(a: Assessment, registry: Registry) -> tuple[str | None, str | None, 
     if isinstance(ev, AlarmRaised):
         s = registry.sensors[ev.data.sensor_id]
         return s.resident_id, s.resident_name, s.resident_phone
-    return (a.caller.id if a.caller else None), None, None
+    return (a.caller["id"] if a.caller else None), None, None
