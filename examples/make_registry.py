@@ -28,14 +28,26 @@ COMMUNITIES: list[dict[str, Any]] = [
         "prefix": "qy",
         "name": "清源社区",
         "road": "清源路",
-        "compounds": ["清源小区一期", "清源小区二期", "蜀光苑", "锦绣花园", "青羊新居", "芙蓉里",
-                      "水岸名居", "金桂园", "东坡里", "光明小区"],
+        "compounds": [
+            "清源小区一期",
+            "清源小区二期",
+            "蜀光苑",
+            "锦绣花园",
+            "青羊新居",
+            "芙蓉里",
+            "水岸名居",
+            "金桂园",
+            "东坡里",
+            "光明小区",
+        ],
         "grids": [3, 3, 2, 2, 3, 2, 2, 2, 2, 2],  # 23 general grids
         "micro_grids": [24, 22, 16, 17, 24, 16, 18, 17, 16, 17],  # 187 micro-grids
         "centre": (30.6702, 104.0211),
-        "dedicated": [("school", "清源小学专属网格", "清源小学"),
-                      ("market", "清源农贸市场专属网格", "清源农贸市场"),
-                      ("construction_site", "清源路地铁施工专属网格", "地铁8号线清源路站工地")],
+        "dedicated": [
+            ("school", "清源小学专属网格", "清源小学"),
+            ("market", "清源农贸市场专属网格", "清源农贸市场"),
+            ("construction_site", "清源路地铁施工专属网格", "地铁8号线清源路站工地"),
+        ],
     },
     {
         "id": "guanghua",
@@ -88,7 +100,10 @@ def person_name(rng: random.Random) -> str:
 
 
 def phone(rng: random.Random) -> str:
-    return rng.choice(["138", "139", "135", "186", "177", "152", "133"]) + f"{rng.randrange(10**8):08d}"
+    return (
+        rng.choice(["138", "139", "135", "186", "177", "152", "133"])
+        + f"{rng.randrange(10**8):08d}"
+    )
 
 
 def build(seed: int = 20261122) -> dict[str, Any]:
@@ -100,8 +115,15 @@ def build(seed: int = 20261122) -> dict[str, Any]:
     def add_person(role: str, unit: str) -> None:
         nonlocal pid
         pid += 1
-        people.append({"id": f"p{pid:04d}", "name": person_name(rng), "role": role,
-                       "unit": unit, "phone": phone(rng)})
+        people.append(
+            {
+                "id": f"p{pid:04d}",
+                "name": person_name(rng),
+                "role": role,
+                "unit": unit,
+                "phone": phone(rng),
+            }
+        )
 
     street_id = "guanghua-street"
     for _ in range(3):
@@ -124,8 +146,9 @@ def build(seed: int = 20261122) -> dict[str, Any]:
             gate_no = 10 + 12 * k
             glat = clat + rng.uniform(-0.004, 0.004)
             glon = clon + rng.uniform(-0.004, 0.004)
-            per_grid = [n_micro // n_grids + (1 if i < n_micro % n_grids else 0)
-                        for i in range(n_grids)]
+            per_grid = [
+                n_micro // n_grids + (1 if i < n_micro % n_grids else 0) for i in range(n_grids)
+            ]
             tower = 1
             for gi in range(n_grids):
                 g_seq += 1
@@ -137,29 +160,53 @@ def build(seed: int = 20261122) -> dict[str, Any]:
                     buildings = []
                     for _ in range(rng.choice((1, 1, 2))):
                         b_seq += 1
-                        buildings.append({"id": f"{pre}-b{b_seq:04d}",
-                                          "address": f"{c['road']}{gate_no}号{compound}{tower}栋"})
+                        buildings.append(
+                            {
+                                "id": f"{pre}-b{b_seq:04d}",
+                                "address": f"{c['road']}{gate_no}号{compound}{tower}栋",
+                            }
+                        )
                         tower += 1
-                    micro_grids.append({
-                        "id": mg_id,
-                        "name": f"{compound}{buildings[0]['address'].split(compound)[1]}微网格",
-                        "lat": round(glat + rng.uniform(-0.0012, 0.0012), 6),
-                        "lon": round(glon + rng.uniform(-0.0012, 0.0012), 6),
-                        "households": rng.randrange(30, 101),
-                        "buildings": buildings,
-                    })
+                    micro_grids.append(
+                        {
+                            "id": mg_id,
+                            "name": f"{compound}{buildings[0]['address'].split(compound)[1]}微网格",
+                            "lat": round(glat + rng.uniform(-0.0012, 0.0012), 6),
+                            "lon": round(glon + rng.uniform(-0.0012, 0.0012), 6),
+                            "households": rng.randrange(30, 101),
+                            "buildings": buildings,
+                        }
+                    )
                     add_person("micro_grid_worker", mg_id)
-                grids.append({"id": grid_id, "name": f"{compound}第{gi + 1}网格", "kind": "general",
-                              "compound": compound, "micro_grids": micro_grids})
+                grids.append(
+                    {
+                        "id": grid_id,
+                        "name": f"{compound}第{gi + 1}网格",
+                        "kind": "general",
+                        "compound": compound,
+                        "micro_grids": micro_grids,
+                    }
+                )
                 add_person("grid_worker", grid_id)
                 add_person("grid_head", grid_id)
             number += 1
         for di, (kind, name, place) in enumerate(c["dedicated"]):
             b_seq += 1
             grid_id = f"{pre}-{kind.replace('_', '')}"
-            grids.append({"id": grid_id, "name": name, "kind": kind, "compound": place,
-                          "buildings": [{"id": f"{pre}-b{b_seq:04d}",
-                                         "address": f"{c['road']}{200 + di * 2}号{place}"}]})
+            grids.append(
+                {
+                    "id": grid_id,
+                    "name": name,
+                    "kind": kind,
+                    "compound": place,
+                    "buildings": [
+                        {
+                            "id": f"{pre}-b{b_seq:04d}",
+                            "address": f"{c['road']}{200 + di * 2}号{place}",
+                        }
+                    ],
+                }
+            )
             add_person("grid_worker", grid_id)
             add_person("grid_head", grid_id)
         communities.append({"id": c["id"], "name": c["name"], "grids": grids})
@@ -175,14 +222,22 @@ def build(seed: int = 20261122) -> dict[str, Any]:
                     types, _, note = rng.choices(ALARM_SETS, weights=[a[1] for a in ALARM_SETS])[0]
                     s_seq += 1
                     kind = types[0].split("_")[0]
-                    sensor: dict[str, Any] = {"id": f"{pre}-{kind}-{s_seq:03d}",
-                                              "gateway": gateway, "alarm_types": types,
-                                              "building": b["id"]}
+                    sensor: dict[str, Any] = {
+                        "id": f"{pre}-{kind}-{s_seq:03d}",
+                        "gateway": gateway,
+                        "alarm_types": types,
+                        "building": b["id"],
+                    }
                     if note:
-                        sensor["household"] = f"{rng.randrange(1, 4)}单元{rng.randrange(1, 19)}0{rng.randrange(1, 5)}"
-                        sensor["resident"] = {"id": f"r-{pre}-{s_seq:03d}",
-                                              "name": person_name(rng), "phone": phone(rng),
-                                              "note": note}
+                        sensor["household"] = (
+                            f"{rng.randrange(1, 4)}单元{rng.randrange(1, 19)}0{rng.randrange(1, 5)}"
+                        )
+                        sensor["resident"] = {
+                            "id": f"r-{pre}-{s_seq:03d}",
+                            "name": person_name(rng),
+                            "phone": phone(rng),
+                            "note": note,
+                        }
                     elif types == ["water_leak"]:
                         sensor["household"] = "地下车库"
                     elif types == ["elevator_trapped"]:
@@ -197,8 +252,10 @@ def build(seed: int = 20261122) -> dict[str, Any]:
 
 
 def main() -> None:
-    sys.stdout.write("# Sample grid registry: one street, four communities (generated by\n"
-                     "# examples/make_registry.py; edit that, not this). Fictional people.\n")
+    sys.stdout.write(
+        "# Sample grid registry: one street, four communities (generated by\n"
+        "# examples/make_registry.py; edit that, not this). Fictional people.\n"
+    )
     yaml.safe_dump(build(), sys.stdout, allow_unicode=True, sort_keys=False, width=120)
 
 

@@ -61,8 +61,15 @@ def reject_invalid(
     payload = raw if isinstance(raw, str) else raw.decode("utf-8", errors="backslashreplace")
     event_id, event_type = _peek(payload)
     return rejection(
-        kind, reason, listed[:MAX_ERRORS_LISTED], payload, received_from, position,
-        received_at, event_id, event_type,
+        kind,
+        reason,
+        listed[:MAX_ERRORS_LISTED],
+        payload,
+        received_from,
+        position,
+        received_at,
+        event_id,
+        event_type,
     )
 
 

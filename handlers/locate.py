@@ -23,12 +23,11 @@ class Located:
     place: str  # the smallest known place: two appeals about it are "about the same place"
 
 
-
-
 def at_building(registry: Registry, building_id: str, method: str, note: str) -> Located:
     b = registry.buildings[building_id]
-    return Located(b.community_id, b.grid_id, b.micro_grid_id, b.id, method, note,
-                   b.micro_grid_id or b.id)
+    return Located(
+        b.community_id, b.grid_id, b.micro_grid_id, b.id, method, note, b.micro_grid_id or b.id
+    )
 
 
 def locate(location: Location, registry: Registry, max_distance_m: float) -> Located:
@@ -38,14 +37,21 @@ def locate(location: Location, registry: Registry, max_distance_m: float) -> Loc
         unit = registry.units.get(location.micro_grid_id)
         if unit is not None and unit.tier.value == "micro_grid":
             return Located(
-                unit.community_id, unit.grid_id, unit.id, location.building_id,
-                "micro_grid_id", f"micro-grid {unit.id} as given", unit.id,
+                unit.community_id,
+                unit.grid_id,
+                unit.id,
+                location.building_id,
+                "micro_grid_id",
+                f"micro-grid {unit.id} as given",
+                unit.id,
             )
         misses.append(f"unknown micro-grid '{location.micro_grid_id}'")
     if location.building_id is not None:
         if location.building_id in registry.buildings:
             return at_building(
-                registry, location.building_id, "building_id",
+                registry,
+                location.building_id,
+                "building_id",
                 f"building {location.building_id} as given",
             )
         misses.append(f"unknown building '{location.building_id}'")
@@ -59,8 +65,13 @@ def locate(location: Location, registry: Registry, max_distance_m: float) -> Loc
         if mid is not None:
             unit = registry.units[mid]
             return Located(
-                unit.community_id, unit.grid_id, mid, None, "lat_lon",
-                f"({location.lat:.5f}, {location.lon:.5f}) is nearest to micro-grid {mid}", mid,
+                unit.community_id,
+                unit.grid_id,
+                mid,
+                None,
+                "lat_lon",
+                f"({location.lat:.5f}, {location.lon:.5f}) is nearest to micro-grid {mid}",
+                mid,
             )
         misses.append(
             f"({location.lat:.5f}, {location.lon:.5f}) is over {max_distance_m:.0f} m "
@@ -90,14 +101,24 @@ def _by_address(address: str, registry: Registry) -> Located | None:
             gid = registry.compounds[m.group()]
             grid = registry.units[gid]
             return Located(
-                grid.community_id, gid, None, None, "compound",
-                f"address names compound {m.group()} (grid {gid}); no building matched", gid,
+                grid.community_id,
+                gid,
+                None,
+                None,
+                "compound",
+                f"address names compound {m.group()} (grid {gid}); no building matched",
+                gid,
             )
     m = registry.community_re.search(norm)
     if m is not None:
         cid = registry.community_names[m.group()]
         return Located(
-            cid, None, None, None, "community",
-            f"address names community {m.group()}; no compound or building matched", cid,
+            cid,
+            None,
+            None,
+            None,
+            "community",
+            f"address names community {m.group()}; no compound or building matched",
+            cid,
         )
     return None

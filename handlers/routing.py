@@ -103,8 +103,12 @@ class KeyState:
             storm=None
             if s is None
             else Storm(
-                s["case_id"], Tier(s["tier"]), s["unit_id"], s["rule_id"],
-                datetime.fromisoformat(s["last"]), int(s["count"]),
+                s["case_id"],
+                Tier(s["tier"]),
+                s["unit_id"],
+                s["rule_id"],
+                datetime.fromisoformat(s["last"]),
+                int(s["count"]),
             ),
         )
 
@@ -133,11 +137,13 @@ def assess(
     registry: Registry,
     received_from: str = "intake",
     position: int | None = None,
+    raw: str | None = None,
 ) -> Assessment | EventRejected:
     """Tag and locate a valid event. An alarm from a sensor the registry does not know (or
-    knows otherwise) is rejected: `received_from` and `position` go into that dead letter."""
+    knows otherwise) is rejected: `received_from`, `position` and the `raw` record as received
+    (else the event re-serialized) go into that dead letter."""
     if isinstance(event, AlarmRaised):
-        return _assess_alarm(event, rules, registry, received_from, position)
+        return _assess_alarm(event, rules, registry, received_from, position, raw)
     notes: list[str] = []
     located = locate(event.data.location, registry, rules.max_distance_m)
     text = event.data.text
@@ -156,7 +162,9 @@ def assess(
                 notes.append(f"category {category} from the text ({found})")
         c = event.data.caller
         caller: dict[str, Any] | None = {
-            "id": c.id, "name": mask_name(c.name), "phone": mask_phone(c.phone)
+            "id": c.id,
+            "name": mask_name(c.name),
+            "phone": mask_phone(c.phone),
         }
         channel = event.data.channel
         on_spot = None
@@ -164,8 +172,9 @@ def assess(
         kind = "patrol"
         category = event.data.category
         if category not in rules.categories:
-            notes.append(f"reported category '{category}' is unknown; treated as "
-                         f"{rules.fallback_category}")
+            notes.append(
+                f"reported category '{category}' is unknown; treated as {rules.fallback_category}"
+            )
             category = rules.fallback_category
         caller = {"id": event.data.reporter_id, "name": None, "phone": None}
         channel = None
@@ -175,16 +184,27 @@ def assess(
     if word is not None:
         notes.append(f"severity raised from {base.value} to {severity.value} by '{word}'")
     grid_kind = registry.units[located.grid_id].grid_kind if located.grid_id else None
-    facts = Facts(kind, category, severity, None, channel, grid_kind, located.community_id,
-                  on_spot)
+    facts = Facts(kind, category, severity, None, channel, grid_kind, located.community_id, on_spot)
     return Assessment(
-        event, kind, facts, located, f"{kind}|{located.place}|{category}", tuple(notes),
-        caller, event.data.location.household, text[:SUMMARY_CHARS],
+        event,
+        kind,
+        facts,
+        located,
+        f"{kind}|{located.place}|{category}",
+        tuple(notes),
+        caller,
+        event.data.location.household,
+        text[:SUMMARY_CHARS],
     )
 
 
 def _assess_alarm(
-    event: AlarmRaised, rules: Rules, registry: Registry, received_from: str, position: int | None
+    event: AlarmRaised,
+    rules: Rules,
+    registry: Registry,
+    received_from: str,
+    position: int | None,
+    raw: str | None,
 ) -> Assessment | EventRejected:
     d = event.data
     sensor = registry.sensors.get(d.sensor_id)
@@ -193,25 +213,38 @@ def _assess_alarm(
     if sensor is None:
         kind, reason = "unknown_sensor", f"unknown sensor '{d.sensor_id}': not in the registry"
     elif sensor.gateway != d.gateway_id:
-        reason = (f"sensor '{d.sensor_id}' is bound to gateway '{sensor.gateway}', "
-                  f"not '{d.gateway_id}'")
+        reason = (
+            f"sensor '{d.sensor_id}' is bound to gateway '{sensor.gateway}', not '{d.gateway_id}'"
+        )
     elif d.alarm_type not in sensor.alarm_types:
         reason = f"sensor '{d.sensor_id}' does not report {d.alarm_type.value}"
     if sensor is None or reason:
         return rejection(
-            kind, reason, [], event.model_dump_json(exclude_none=True), received_from, position,
-            event.time, event.id, event.type,
+            kind,
+            reason,
+            [],
+            raw if raw is not None else event.model_dump_json(exclude_none=True),
+            received_from,
+            position,
+            event.time,
+            event.id,
+            event.type,
         )
     located = at_building(
-        registry, sensor.building_id, "sensor",
+        registry,
+        sensor.building_id,
+        "sensor",
         f"sensor {sensor.id} is bound to building {sensor.building_id}",
     )
     category, severity = rules.alarm_types[d.alarm_type]
     grid_kind = registry.units[located.grid_id].grid_kind if located.grid_id else None
-    facts = Facts("alarm", category, severity, d.alarm_type, None, grid_kind,
-                  located.community_id, None)
+    facts = Facts(
+        "alarm", category, severity, d.alarm_type, None, grid_kind, located.community_id, None
+    )
     unit = f" {d.unit}" if d.unit else ""
-    summary = f"{d.alarm_type.value} alarm: reading {d.reading:g}{unit} (threshold {d.threshold:g}{unit})"
+    summary = (
+        f"{d.alarm_type.value} alarm: reading {d.reading:g}{unit} (threshold {d.threshold:g}{unit})"
+    )
     if sensor.resident_note:
         summary += f"; resident: {sensor.resident_note}"
     caller = None
@@ -222,8 +255,15 @@ def _assess_alarm(
             "phone": mask_phone(sensor.resident_phone),
         }
     return Assessment(
-        event, "alarm", facts, located, f"alarm|{sensor.id}|{d.alarm_type.value}",
-        (f"sensor {sensor.id} via gateway {sensor.gateway}",), caller, sensor.household, summary,
+        event,
+        "alarm",
+        facts,
+        located,
+        f"alarm|{sensor.id}|{d.alarm_type.value}",
+        (f"sensor {sensor.id} via gateway {sensor.gateway}",),
+        caller,
+        sensor.household,
+        summary,
     )
 
 
@@ -232,7 +272,7 @@ def _assess_alarm(
 
 def route(
     a: Assessment, state: KeyState | None, rules: Rules, registry: Registry
-) -> tuple[list[CloudEvent], KeyState]:
+) -> tuple[list[CaseRouted | CaseAttached], KeyState]:
     """Decide one assessed event: attach it to a storm, or open a routed case."""
     state = state or KeyState()
     event, facts = a.event, a.facts
@@ -244,24 +284,29 @@ def route(
         if gap <= storm_rule.window:
             s = state.storm
             n = s.count + 1
-            attached = CaseAttached.model_validate({
-                "specversion": "1.0",
-                "id": f"{s.case_id}/attached/{event.id}",
-                "source": ROUTER_SOURCE,
-                "type": CASE_ATTACHED,
-                "time": now,
-                "subject": s.case_id,
-                "data": {
-                    "case_id": s.case_id, "tier": s.tier, "unit_id": s.unit_id,
-                    "rule_id": storm_rule.id, "occurrence": n,
-                    "explanation": (
-                        f"alarm storm: occurrence {n} of {a.dedup_key} within "
-                        f"{_fmt(storm_rule.window)} of the previous one; attached to {s.case_id} "
-                        f"(rule {storm_rule.id})"
-                    ),
-                    "origin": _origin(event),
-                },
-            })
+            attached = CaseAttached.model_validate(
+                {
+                    "specversion": "1.0",
+                    "id": f"{s.case_id}/attached/{event.id}",
+                    "source": ROUTER_SOURCE,
+                    "type": CASE_ATTACHED,
+                    "time": now,
+                    "subject": s.case_id,
+                    "data": {
+                        "case_id": s.case_id,
+                        "tier": s.tier,
+                        "unit_id": s.unit_id,
+                        "rule_id": storm_rule.id,
+                        "occurrence": n,
+                        "explanation": (
+                            f"alarm storm: occurrence {n} of {a.dedup_key} within "
+                            f"{_fmt(storm_rule.window)} of the previous one; attached to {s.case_id} "
+                            f"(rule {storm_rule.id})"
+                        ),
+                        "origin": _origin(event),
+                    },
+                }
+            )
             new_storm = replace(s, last=max(now, s.last), count=n)
             return [attached], replace(state, storm=new_storm)
 
@@ -329,38 +374,40 @@ def route(
     cid = case_id_for(event)
     # One validation of the whole nested document: cheaper than constructing each model, and
     # it checks what the core builds against the wire contract.
-    routed = CaseRouted.model_validate({
-        "specversion": "1.0",
-        "id": f"{cid}/routed",
-        "source": ROUTER_SOURCE,
-        "type": CASE_ROUTED,
-        "time": now,
-        "subject": cid,
-        "data": {
-            "case_id": cid,
-            "tier": tier,
-            "unit_id": unit.id,
-            "unit_name": unit.name,
-            "community_id": a.located.community_id,
-            "grid_id": a.located.grid_id,
-            "micro_grid_id": a.located.micro_grid_id,
-            "rule_id": rule_id,
-            "severity": severity,
-            "category": category.id,
-            "category_name": category.name,
-            "tags": tags,
-            "dedup_key": a.dedup_key,
-            "status": "closed" if close else "open",
-            "acknowledge_by": ack_by,
-            "resolve_by": resolve_by,
-            "notified": notified,
-            "explanation": "; ".join(why),
-            "summary": a.summary,
-            "caller": a.caller,
-            "household": a.household,
-            "origin": _origin(event),
-        },
-    })
+    routed = CaseRouted.model_validate(
+        {
+            "specversion": "1.0",
+            "id": f"{cid}/routed",
+            "source": ROUTER_SOURCE,
+            "type": CASE_ROUTED,
+            "time": now,
+            "subject": cid,
+            "data": {
+                "case_id": cid,
+                "tier": tier,
+                "unit_id": unit.id,
+                "unit_name": unit.name,
+                "community_id": a.located.community_id,
+                "grid_id": a.located.grid_id,
+                "micro_grid_id": a.located.micro_grid_id,
+                "rule_id": rule_id,
+                "severity": severity,
+                "category": category.id,
+                "category_name": category.name,
+                "tags": tags,
+                "dedup_key": a.dedup_key,
+                "status": "closed" if close else "open",
+                "acknowledge_by": ack_by,
+                "resolve_by": resolve_by,
+                "notified": notified,
+                "explanation": "; ".join(why),
+                "summary": a.summary,
+                "caller": a.caller,
+                "household": a.household,
+                "origin": _origin(event),
+            },
+        }
+    )
     storm = state.storm
     if storm_rule is not None and not close:
         storm = Storm(cid, tier, unit.id, rule_id, now, 1)

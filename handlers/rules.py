@@ -360,8 +360,11 @@ def compile_rules(raw: Any, source: str = "rules", registry: Registry | None = N
         check_units(label, m.communities or [], "community")
 
     seen: set[str] = set()
-    for section, items in (("routes", spec.routes), ("repeats", spec.repeats),
-                           ("storms", spec.storms)):
+    for section, items in (
+        ("routes", spec.routes),
+        ("repeats", spec.repeats),
+        ("storms", spec.storms),
+    ):
         for item in items:
             label = f"rule '{item.id}' ({section})"
             if item.id in seen:
@@ -403,8 +406,17 @@ def compile_rules(raw: Any, source: str = "rules", registry: Registry | None = N
         alarm_types={at: (a.category, a.severity) for at, a in spec.alarm_types.items()},
         routes=tuple(
             Route(
-                r.id, r.description, _match(r.match), r.tier, r.unit, r.severity, r.close,
-                tuple(r.notify_tiers), tuple(r.notify_units), _sla(r.sla), tuple(r.tags),
+                r.id,
+                r.description,
+                _match(r.match),
+                r.tier,
+                r.unit,
+                r.severity,
+                r.close,
+                tuple(r.notify_tiers),
+                tuple(r.notify_units),
+                _sla(r.sla),
+                tuple(r.tags),
             )
             for r in spec.routes
         ),

@@ -105,5 +105,7 @@ class Location(BaseModel):
             and self.address is None
             and self.lat is None
         ):
-            raise ValueError("a location needs a micro_grid_id, a building_id, an address or lat/lon")
+            raise ValueError(
+                "a location needs a micro_grid_id, a building_id, an address or lat/lon"
+            )
         return self

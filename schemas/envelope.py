@@ -6,8 +6,6 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-SPECVERSION = "1.0"
-DATACONTENTTYPE = "application/json"
 
 
 class CloudEvent(BaseModel):
@@ -26,4 +24,4 @@ class CloudEvent(BaseModel):
     type: str
     time: AwareDatetime
     subject: Annotated[str, Field(max_length=500)] | None = None
-    datacontenttype: Literal["application/json"] = DATACONTENTTYPE
+    datacontenttype: Literal["application/json"] = "application/json"

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from schemas.common import AlarmType, Channel, FreeText, Identifier, Location, PhotoUrl, ShortText
 from schemas.envelope import CloudEvent
 
-APPEAL_REPORTED = "minhu.appeal.reported"
-ALARM_RAISED = "minhu.alarm.raised"
-PATROL_REPORTED = "minhu.patrol.reported"
+APPEAL_REPORTED: Final = "minhu.appeal.reported"
+ALARM_RAISED: Final = "minhu.alarm.raised"
+PATROL_REPORTED: Final = "minhu.patrol.reported"
 
 
 class _Data(BaseModel):
@@ -85,4 +85,6 @@ class PatrolReported(CloudEvent):
 
 IntakeEvent = Annotated[AppealReported | AlarmRaised | PatrolReported, Field(discriminator="type")]
 INTAKE_TYPES: tuple[str, ...] = (APPEAL_REPORTED, ALARM_RAISED, PATROL_REPORTED)
-intake_adapter: TypeAdapter[AppealReported | AlarmRaised | PatrolReported] = TypeAdapter(IntakeEvent)
+intake_adapter: TypeAdapter[AppealReported | AlarmRaised | PatrolReported] = TypeAdapter(
+    IntakeEvent
+)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from schemas.common import Severity, Tier
 from schemas.envelope import CloudEvent
 
-CASE_ROUTED = "minhu.case.routed"
-CASE_ATTACHED = "minhu.case.attached"
-EVENT_REJECTED = "minhu.event.rejected"
+CASE_ROUTED: Final = "minhu.case.routed"
+CASE_ATTACHED: Final = "minhu.case.attached"
+EVENT_REJECTED: Final = "minhu.event.rejected"
 
 
 class _Data(BaseModel):

@@ -59,8 +59,9 @@ def _with_ledger(lines: list[bytes], rules: Rules, registry: Registry) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         ledger = Ledger(f"sqlite:///{Path(tmp) / 'bench.db'}")
         out: list[str] = []
-        runner = EmbeddedRunner(rules, registry, lambda r: out.append(r.to_json_line()),
-                                ledger=ledger)
+        runner = EmbeddedRunner(
+            rules, registry, lambda r: out.append(r.to_json_line()), ledger=ledger
+        )
         started = time.perf_counter()
         for n, line in enumerate(lines):
             runner.feed(line, "bench", n)

@@ -1,10 +1,10 @@
 """The `minhu` command line.
 
-    minhu demo      generate a synthetic month for the sample street, route it, fill the ledger
-    minhu route     route intake events (JSON Lines) to output records (JSON Lines)
-    minhu bench     measure the core against a null pipeline
-    minhu rules     check a rules file against a registry
-    minhu schemas   export (or check) the JSON Schema of every event type
+minhu demo      generate a synthetic month for the sample street, route it, fill the ledger
+minhu route     route intake events (JSON Lines) to output records (JSON Lines)
+minhu bench     measure the core against a null pipeline
+minhu rules     check a rules file against a registry
+minhu schemas   export (or check) the JSON Schema of every event type
 """
 
 from __future__ import annotations
@@ -34,10 +34,15 @@ DEMO_LEDGER = "sqlite:///minhu-demo.db"
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rules", type=Path, default=None,
-                   help=f"rules file (default: {default_rules_path()})")
-    p.add_argument("--registry", type=Path, default=None,
-                   help=f"grid registry (default: {default_registry_path()})")
+    p.add_argument(
+        "--rules", type=Path, default=None, help=f"rules file (default: {default_rules_path()})"
+    )
+    p.add_argument(
+        "--registry",
+        type=Path,
+        default=None,
+        help=f"grid registry (default: {default_registry_path()})",
+    )
 
 
 def _load(args: argparse.Namespace) -> tuple[Rules, Registry]:
@@ -67,8 +72,9 @@ def cmd_route(args: argparse.Namespace) -> int:
             write("\n")
 
         stats = CaseStats()
-        runner = EmbeddedRunner(rules, registry, sink, Topics(args.topic_prefix), ledger,
-                                on_case=stats)
+        runner = EmbeddedRunner(
+            rules, registry, sink, Topics(args.topic_prefix), ledger, on_case=stats
+        )
         started = time.perf_counter()
         src = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")  # noqa: SIM115
         try:
@@ -167,8 +173,9 @@ def cmd_schemas(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="minhu", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="minhu", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="route a synthetic month for the sample street")
@@ -177,27 +184,40 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=7, help="random seed: same seed, same stream")
     d.add_argument("--events-out", help="also write the generated intake events (JSON Lines)")
     d.add_argument("--records-out", help="also write the produced records (JSON Lines)")
-    d.add_argument("--ledger", default=DEMO_LEDGER,
-                   help=f"SQLAlchemy URL of the ledger, emptied first (default {DEMO_LEDGER})")
+    d.add_argument(
+        "--ledger",
+        default=DEMO_LEDGER,
+        help=f"SQLAlchemy URL of the ledger, emptied first (default {DEMO_LEDGER})",
+    )
     d.set_defaults(func=cmd_demo)
 
     r = sub.add_parser("route", help="route intake events (JSON Lines) to records")
     _add_config_args(r)
     r.add_argument("--input", default="-", help="JSON Lines file of intake events, or - (stdin)")
     r.add_argument("--output", default="-", help="where records go, or - (stdout)")
-    r.add_argument("--topic-prefix", default=DEFAULT_PREFIX,
-                   help=f"prefix of every topic name (default {DEFAULT_PREFIX!r})")
-    r.add_argument("--ledger", default=None,
-                   help="SQLAlchemy URL of a ledger to record into and resume from "
-                        "(e.g. sqlite:///minhu.db); none by default")
+    r.add_argument(
+        "--topic-prefix",
+        default=DEFAULT_PREFIX,
+        help=f"prefix of every topic name (default {DEFAULT_PREFIX!r})",
+    )
+    r.add_argument(
+        "--ledger",
+        default=None,
+        help="SQLAlchemy URL of a ledger to record into and resume from "
+        "(e.g. sqlite:///minhu.db); none by default",
+    )
     r.add_argument("--summary", action="store_true", help="print a summary on stderr")
     r.set_defaults(func=cmd_route)
 
     b = sub.add_parser("bench", help="events/s of the core against a null pipeline")
     _add_config_args(b)
     b.add_argument("--events", type=int, default=200_000)
-    b.add_argument("--ledger-events", type=int, default=50_000,
-                   help="events for the end-to-end run with a SQLite ledger")
+    b.add_argument(
+        "--ledger-events",
+        type=int,
+        default=50_000,
+        help="events for the end-to-end run with a SQLite ledger",
+    )
     b.set_defaults(func=cmd_bench)
 
     ru = sub.add_parser("rules", help="check a rules file")

@@ -87,15 +87,16 @@ class EmbeddedRunner:
         if event.time > self.watermark:
             self.watermark = event.time
         ident = identity(event.source, event.id)
-        payload = raw if isinstance(raw, str) else raw.decode("utf-8", "backslashreplace")
+        payload = _text(raw)
         if ident in self.seen:
             t.duplicates += 1
             if self.ledger:
-                self.ledger.record_intake(received_from, position, "duplicate", payload, event,
-                                          ident)
+                self.ledger.record_intake(
+                    received_from, position, "duplicate", payload, event, ident
+                )
             return
         self.seen.add(ident)
-        assessed = assess(event, self.rules, self.registry, received_from, position)
+        assessed = assess(event, self.rules, self.registry, received_from, position, payload)
         if isinstance(assessed, EventRejected):
             self._reject(assessed, received_from, position, ident)
             return
@@ -112,26 +113,34 @@ class EmbeddedRunner:
                     self.ledger.record_case(
                         out, assessed.kind, ident, _caller(assessed, self.registry)
                     )
-                    self.ledger.record_intake(received_from, position, "routed", payload, event,
-                                              ident, out.data.case_id)
+                    self.ledger.record_intake(
+                        received_from, position, "routed", payload, event, ident, out.data.case_id
+                    )
             elif isinstance(out, CaseAttached):
                 t.attached += 1
                 if self.ledger:
                     self.ledger.record_attached(out, ident)
-                    self.ledger.record_intake(received_from, position, "attached", payload,
-                                              event, ident, out.data.case_id)
+                    self.ledger.record_intake(
+                        received_from, position, "attached", payload, event, ident, out.data.case_id
+                    )
         if self.ledger:
             self.ledger.record_state(key, self.states[key])
 
-    def _reject(self, rejected: EventRejected, received_from: str, position: int | None,
-                ident: str | None = None) -> None:
+    def _reject(
+        self,
+        rejected: EventRejected,
+        received_from: str,
+        position: int | None,
+        ident: str | None = None,
+    ) -> None:
         self.tally.rejected += 1
         self.tally.by_rejection[rejected.data.error_kind] += 1
         self._publish(rejected)
         if self.ledger:
             self.ledger.record_dead_letter(rejected)
-            self.ledger.record_intake(received_from, position, "rejected", rejected.data.payload,
-                                      None, ident)
+            self.ledger.record_intake(
+                received_from, position, "rejected", rejected.data.payload, None, ident
+            )
 
     def _publish(self, event: CaseRouted | CaseAttached | EventRejected) -> None:
         for rec in self.topics.records_for(event):
@@ -142,6 +151,10 @@ class EmbeddedRunner:
     def close(self) -> None:
         if self.ledger:
             self.ledger.close()
+
+
+def _text(raw: str | bytes) -> str:
+    return raw if isinstance(raw, str) else raw.decode("utf-8", "backslashreplace")
 
 
 def _caller(a: Assessment, registry: Registry) -> tuple[str | None, str | None, str | None]:

@@ -95,8 +95,11 @@ class RoutingDecision(Base):
 
 
 class DeadLetter(Base):
+    """A refused record. The same bad record fed twice is refused twice: two rows, one id."""
+
     __tablename__ = "dead_letters"
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), index=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     error_kind: Mapped[str] = mapped_column(String(40), index=True)
     reason: Mapped[str] = mapped_column(Text)
@@ -153,7 +156,7 @@ class Ledger:
                     IntakeRecord.identity.is_not(None), IntakeRecord.outcome != "duplicate"
                 )
             )
-            return {r[0] for r in rows}
+            return {r[0] for r in rows if r[0] is not None}
 
     def key_states(self) -> dict[str, KeyState]:
         with self.engine.connect() as conn:
@@ -186,36 +189,75 @@ class Ledger:
             },
         )
 
-    def record_case(self, routed: CaseRouted, kind: str, identity: str,
-                    caller: tuple[str | None, str | None, str | None]) -> None:
+    def record_case(
+        self,
+        routed: CaseRouted,
+        kind: str,
+        identity: str,
+        caller: tuple[str | None, str | None, str | None],
+    ) -> None:
         d = routed.data
         self._add(
             Case,
             {
-                "case_id": d.case_id, "opened_at": routed.time, "kind": kind,
-                "tier": d.tier.value, "unit_id": d.unit_id, "community_id": d.community_id,
-                "grid_id": d.grid_id, "micro_grid_id": d.micro_grid_id, "category": d.category,
-                "severity": d.severity.value, "rule_id": d.rule_id, "status": d.status,
-                "acknowledge_by": d.acknowledge_by, "resolve_by": d.resolve_by,
-                "dedup_key": d.dedup_key, "caller_id": caller[0], "caller_name": caller[1],
-                "caller_phone": caller[2], "summary": d.summary,
+                "case_id": d.case_id,
+                "opened_at": routed.time,
+                "kind": kind,
+                "tier": d.tier.value,
+                "unit_id": d.unit_id,
+                "community_id": d.community_id,
+                "grid_id": d.grid_id,
+                "micro_grid_id": d.micro_grid_id,
+                "category": d.category,
+                "severity": d.severity.value,
+                "rule_id": d.rule_id,
+                "status": d.status,
+                "acknowledge_by": d.acknowledge_by,
+                "resolve_by": d.resolve_by,
+                "dedup_key": d.dedup_key,
+                "caller_id": caller[0],
+                "caller_name": caller[1],
+                "caller_phone": caller[2],
+                "summary": d.summary,
             },
         )
-        self._decision(d.case_id, "routed", routed.time, identity, d.tier.value, d.unit_id,
-                       d.rule_id, [n.unit_id for n in d.notified], d.explanation)
+        self._decision(
+            d.case_id,
+            "routed",
+            routed.time,
+            identity,
+            d.tier.value,
+            d.unit_id,
+            d.rule_id,
+            [n.unit_id for n in d.notified],
+            d.explanation,
+        )
 
     def record_attached(self, attached: CaseAttached, identity: str) -> None:
         d = attached.data
-        self._decision(d.case_id, "attached", attached.time, identity, d.tier.value, d.unit_id,
-                       d.rule_id, [], d.explanation)
+        self._decision(
+            d.case_id,
+            "attached",
+            attached.time,
+            identity,
+            d.tier.value,
+            d.unit_id,
+            d.rule_id,
+            [],
+            d.explanation,
+        )
 
     def record_dead_letter(self, rejected: EventRejected) -> None:
         d = rejected.data
         self._add(
             DeadLetter,
             {
-                "id": rejected.id, "at": rejected.time, "error_kind": d.error_kind,
-                "reason": d.reason, "received_from": d.received_from, "position": d.position,
+                "id": rejected.id,
+                "at": rejected.time,
+                "error_kind": d.error_kind,
+                "reason": d.reason,
+                "received_from": d.received_from,
+                "position": d.position,
                 "payload": d.payload,
             },
         )
@@ -223,14 +265,30 @@ class Ledger:
     def record_state(self, key: str, state: KeyState) -> None:
         self._states[key] = state
 
-    def _decision(self, case_id: str, decision: str, at: datetime, identity: str, tier: str,
-                  unit_id: str, rule_id: str, notified: Iterable[str], explanation: str) -> None:
+    def _decision(
+        self,
+        case_id: str,
+        decision: str,
+        at: datetime,
+        identity: str,
+        tier: str,
+        unit_id: str,
+        rule_id: str,
+        notified: Iterable[str],
+        explanation: str,
+    ) -> None:
         self._add(
             RoutingDecision,
             {
-                "case_id": case_id, "decision": decision, "at": at, "event_identity": identity,
-                "tier": tier, "unit_id": unit_id, "rule_id": rule_id,
-                "notified": json.dumps(list(notified)), "explanation": explanation,
+                "case_id": case_id,
+                "decision": decision,
+                "at": at,
+                "event_identity": identity,
+                "tier": tier,
+                "unit_id": unit_id,
+                "rule_id": rule_id,
+                "notified": json.dumps(list(notified)),
+                "explanation": explanation,
             },
         )
 

@@ -31,14 +31,18 @@ class CaseStats:
         self.tier_by_community[community][d.tier.value] += 1
         self.categories_by_community[community][d.category_name] += 1
         self.rules[d.rule_id] += 1
-        self.tags.update(t for t in d.tags if t in ("repeated", "triage", "at-ceiling",
-                                                    "emergency", "coarse-location"))
+        self.tags.update(
+            t
+            for t in d.tags
+            if t in ("repeated", "triage", "at-ceiling", "emergency", "coarse-location")
+        )
         if d.status == "closed":
             self.closed += 1
 
 
-def print_summary(console: Console, tally: Tally, stats: CaseStats, registry: Registry,
-                  seconds: float) -> None:
+def print_summary(
+    console: Console, tally: Tally, stats: CaseStats, registry: Registry, seconds: float
+) -> None:
     rate = tally.received / seconds if seconds > 0 else 0.0
     ok = "✓ nothing lost" if tally.balanced else "✗ COUNTS DO NOT BALANCE"
     console.print(
@@ -61,8 +65,12 @@ def print_summary(console: Console, tally: Tally, stats: CaseStats, registry: Re
         name = registry.units[cid].name if cid in registry.units else cid
         top = "、".join(f"{c} {n}" for c, n in stats.categories_by_community[cid].most_common(3))
         t.add_row(name, *(f"{row[x.value]:,}" for x in TIER_ORDER), f"{sum(row.values()):,}", top)
-    t.add_row("[bold]all", *(f"[bold]{totals[x.value]:,}" for x in TIER_ORDER),
-              f"[bold]{sum(totals.values()):,}", "")
+    t.add_row(
+        "[bold]all",
+        *(f"[bold]{totals[x.value]:,}" for x in TIER_ORDER),
+        f"[bold]{sum(totals.values()):,}",
+        "",
+    )
     console.print(t)
 
     r = Table(title="Most used rules", title_justify="left")

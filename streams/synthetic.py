@@ -24,40 +24,59 @@ DEFAULT_START = datetime(2026, 10, 1, tzinfo=CST)
 
 # What residents say, by category (category ids from escalation_rules.yaml).
 APPEAL_TEXTS: dict[str, list[str]] = {
-    "noise": ["楼上每天晚上十一点以后还在装修声不断，噪音太大，孩子没法睡觉。",
-              "小区广场舞音响开得太大，晚上九点半了还在跳，严重扰民。",
-              "隔壁KTV半夜喧哗，吵闹到凌晨两点。"],
-    "sanitation": ["楼下垃圾桶已经三天没人清运了，臭味很大。",
-                   "单元门口有人堆放建筑垃圾，脏乱不堪。",
-                   "电线杆上贴满了小广告，影响市容。"],
-    "parking": ["有车长期乱停在消防车道旁边，挡住了出入口。",
-                "地下车库有一辆僵尸车，停了半年没人管。",
-                "有人把车停在我家车库门口，堵门出不去。"],
-    "property": ["物业对楼道灯不亮的问题一直推诿，报修一周没人来。",
-                 "小区门禁坏了一个月了，外来人员随便进出。"],
-    "public_facility": ["小区门口路灯坏了好几盏，晚上很黑。",
-                        "人行道上一个井盖松动了，走上去晃得厉害。",
-                        "健身器材破损，螺丝都掉了，小孩玩很危险。"],
-    "water_power": ["我们单元从早上开始停水，也没有通知，什么时候来水？",
-                    "整栋楼停电了，家里有老人，请尽快处理。",
-                    "最近水压特别低，六楼以上基本没水。"],
-    "flooding": ["楼上卫生间漏水，渗水到我家天花板了。",
-                 "地下车库积水很深，车都开不出去。"],
-    "elder_care": ["隔壁独居老人好几天没见出门了，请社区去探访一下。",
-                   "家里高龄老人想申请助餐服务，怎么办理？"],
-    "neighbour_dispute": ["和邻居因为公共区域堆放杂物产生纠纷，请社区来调解。",
-                          "楼上楼下因为漏水的事吵架，矛盾越来越大。"],
-    "fire_safety": ["有人在楼道里飞线充电，电动车充电很不安全。",
-                    "消防通道被杂物堵死了，万一着火怎么办？",
-                    "楼道灭火器过期了，一直没人更换。"],
-    "illegal_construction": ["一楼住户在绿地上私搭乱建了一个棚子。",
-                             "顶楼有人违章搭建阳光房，占用公共空间。"],
-    "construction_nuisance": ["附近工地夜间作业，打桩声音让人睡不着。",
-                              "施工车辆渣土撒了一路，也没人清扫。"],
-    "market_order": ["菜市场门口摊贩占道经营，人车混行很危险。",
-                     "菜市场里有商贩缺斤少两。"],
-    "greening": ["小区的树枝太长挡住了窗户，希望修剪一下。",
-                 "绿化带里杂草丛生，很久没有养护。"],
+    "noise": [
+        "楼上每天晚上十一点以后还在装修声不断，噪音太大，孩子没法睡觉。",
+        "小区广场舞音响开得太大，晚上九点半了还在跳，严重扰民。",
+        "隔壁KTV半夜喧哗，吵闹到凌晨两点。",
+    ],
+    "sanitation": [
+        "楼下垃圾桶已经三天没人清运了，臭味很大。",
+        "单元门口有人堆放建筑垃圾，脏乱不堪。",
+        "电线杆上贴满了小广告，影响市容。",
+    ],
+    "parking": [
+        "有车长期乱停在消防车道旁边，挡住了出入口。",
+        "地下车库有一辆僵尸车，停了半年没人管。",
+        "有人把车停在我家车库门口，堵门出不去。",
+    ],
+    "property": [
+        "物业对楼道灯不亮的问题一直推诿，报修一周没人来。",
+        "小区门禁坏了一个月了，外来人员随便进出。",
+    ],
+    "public_facility": [
+        "小区门口路灯坏了好几盏，晚上很黑。",
+        "人行道上一个井盖松动了，走上去晃得厉害。",
+        "健身器材破损，螺丝都掉了，小孩玩很危险。",
+    ],
+    "water_power": [
+        "我们单元从早上开始停水，也没有通知，什么时候来水？",
+        "整栋楼停电了，家里有老人，请尽快处理。",
+        "最近水压特别低，六楼以上基本没水。",
+    ],
+    "flooding": ["楼上卫生间漏水，渗水到我家天花板了。", "地下车库积水很深，车都开不出去。"],
+    "elder_care": [
+        "隔壁独居老人好几天没见出门了，请社区去探访一下。",
+        "家里高龄老人想申请助餐服务，怎么办理？",
+    ],
+    "neighbour_dispute": [
+        "和邻居因为公共区域堆放杂物产生纠纷，请社区来调解。",
+        "楼上楼下因为漏水的事吵架，矛盾越来越大。",
+    ],
+    "fire_safety": [
+        "有人在楼道里飞线充电，电动车充电很不安全。",
+        "消防通道被杂物堵死了，万一着火怎么办？",
+        "楼道灭火器过期了，一直没人更换。",
+    ],
+    "illegal_construction": [
+        "一楼住户在绿地上私搭乱建了一个棚子。",
+        "顶楼有人违章搭建阳光房，占用公共空间。",
+    ],
+    "construction_nuisance": [
+        "附近工地夜间作业，打桩声音让人睡不着。",
+        "施工车辆渣土撒了一路，也没人清扫。",
+    ],
+    "market_order": ["菜市场门口摊贩占道经营，人车混行很危险。", "菜市场里有商贩缺斤少两。"],
+    "greening": ["小区的树枝太长挡住了窗户，希望修剪一下。", "绿化带里杂草丛生，很久没有养护。"],
     "pets": ["有人遛狗不牵绳，还吓到了小孩。", "楼道里有狗粪便，宠物主人不清理。"],
     "policy_inquiry": ["想咨询一下医保报销怎么办理。", "请问低保补贴需要什么材料？"],
     "gas_safety": ["楼道里有很浓的煤气味，怀疑燃气泄漏！", "邻居家好像漏气了，燃气味很重。"],
@@ -74,13 +93,30 @@ PATROL_TEXTS: dict[str, list[str]] = {
     "market_order": ["巡查发现流动摊贩占道经营，已劝离。"],
     "flooding": ["巡查发现地下室渗水。"],
 }
-CHANNELS = [("hotline_12345", 35), ("wechat", 30), ("qr_code", 15), ("app", 10),
-            ("walk_in", 8), ("letter_box", 2)]
-CHANNEL_SOURCES = {"hotline_12345": "/12345/hotline", "wechat": "/wechat/official-account",
-                   "qr_code": "/qr/table-code", "app": "/app/snapshot",
-                   "walk_in": "/service-station/walk-in", "letter_box": "/letter-box"}
-READINGS = {"gas_leak": (25.0, "%LEL"), "smoke": (0.15, "dB/m"), "water_leak": (1.0, "cm"),
-            "door_sensor": (24.0, "h"), "fall": (1.0, None), "elevator_trapped": (1.0, None)}
+CHANNELS = [
+    ("hotline_12345", 35),
+    ("wechat", 30),
+    ("qr_code", 15),
+    ("app", 10),
+    ("walk_in", 8),
+    ("letter_box", 2),
+]
+CHANNEL_SOURCES = {
+    "hotline_12345": "/12345/hotline",
+    "wechat": "/wechat/official-account",
+    "qr_code": "/qr/table-code",
+    "app": "/app/snapshot",
+    "walk_in": "/service-station/walk-in",
+    "letter_box": "/letter-box",
+}
+READINGS = {
+    "gas_leak": (25.0, "%LEL"),
+    "smoke": (0.15, "dB/m"),
+    "water_leak": (1.0, "cm"),
+    "door_sensor": (24.0, "h"),
+    "fall": (1.0, None),
+    "elevator_trapped": (1.0, None),
+}
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华"
 
@@ -90,23 +126,32 @@ Doc = dict[str, Any]
 class StreamGenerator:
     """Yields (time, JSON line) in time order; `lines()` gives just the lines."""
 
-    def __init__(self, registry: Registry, seed: int = 7, start: datetime = DEFAULT_START,
-                 days: int = 30) -> None:
+    def __init__(
+        self, registry: Registry, seed: int = 7, start: datetime = DEFAULT_START, days: int = 30
+    ) -> None:
         self.reg = registry
         self.rng = random.Random(seed)
         self.start = start
         self.span = timedelta(days=days)
-        self.micro_grids = sorted(u.id for u in registry.units.values()
-                                  if u.tier.value == "micro_grid")
+        self.micro_grids = sorted(
+            u.id for u in registry.units.values() if u.tier.value == "micro_grid"
+        )
         self.buildings_of: dict[str, list[str]] = {}
         for b in sorted(registry.buildings.values(), key=lambda b: b.id):
             if b.micro_grid_id:
                 self.buildings_of.setdefault(b.micro_grid_id, []).append(b.id)
-        self.dedicated = sorted(b.id for b in registry.buildings.values() if b.micro_grid_id is None)
+        self.dedicated = sorted(
+            b.id for b in registry.buildings.values() if b.micro_grid_id is None
+        )
         self.sensors = sorted(registry.sensors.values(), key=lambda s: s.id)
-        self.workers = sorted((p for p in registry.people.values()
-                               if p.role in (Role.GRID_WORKER, Role.MICRO_GRID_WORKER)),
-                              key=lambda p: p.id)
+        self.workers = sorted(
+            (
+                p
+                for p in registry.people.values()
+                if p.role in (Role.GRID_WORKER, Role.MICRO_GRID_WORKER)
+            ),
+            key=lambda p: p.id,
+        )
         self.residents = [f"res-{i:05d}" for i in range(4000)]
         self.seq = 0
 
@@ -115,31 +160,44 @@ class StreamGenerator:
     def _time(self) -> datetime:
         """A moment in the span, mostly in waking hours."""
         day = self.rng.randrange(self.span.days)
-        hour = self.rng.choices(range(24), weights=[1, 1, 1, 1, 1, 2, 4, 8, 10, 10, 9, 8, 7, 8,
-                                                    9, 9, 8, 8, 9, 10, 8, 6, 4, 2])[0]
-        return self.start + timedelta(days=day, hours=hour, minutes=self.rng.randrange(60),
-                                      seconds=self.rng.randrange(60))
+        hour = self.rng.choices(
+            range(24),
+            weights=[1, 1, 1, 1, 1, 2, 4, 8, 10, 10, 9, 8, 7, 8, 9, 9, 8, 8, 9, 10, 8, 6, 4, 2],
+        )[0]
+        return self.start + timedelta(
+            days=day, hours=hour, minutes=self.rng.randrange(60), seconds=self.rng.randrange(60)
+        )
 
     def _envelope(self, type_: str, source: str, at: datetime, data: Doc) -> Doc:
         self.seq += 1
-        return {"specversion": "1.0", "id": f"evt-{self.seq:08d}", "source": source,
-                "type": type_, "time": at.isoformat(), "datacontenttype": "application/json",
-                "data": data}
+        return {
+            "specversion": "1.0",
+            "id": f"evt-{self.seq:08d}",
+            "source": source,
+            "type": type_,
+            "time": at.isoformat(),
+            "datacontenttype": "application/json",
+            "data": data,
+        }
 
     def _location(self, mg: str) -> Doc:
         r = self.rng.random()
         b = self.rng.choice(self.buildings_of[mg])
         if r < 0.40:
             addr = self.reg.buildings[b].address
-            return {"address": f"{addr}{self.rng.randrange(1, 4)}单元{self.rng.randrange(1, 19)}0{self.rng.randrange(1, 5)}"}
+            return {
+                "address": f"{addr}{self.rng.randrange(1, 4)}单元{self.rng.randrange(1, 19)}0{self.rng.randrange(1, 5)}"
+            }
         if r < 0.65:
             return {"building_id": b}
         if r < 0.80:
             return {"micro_grid_id": mg}
         if r < 0.95:
             lat, lon = next((la, lo) for la, lo, m in self.reg.micro_grid_points if m == mg)
-            return {"lat": round(lat + self.rng.uniform(-0.0003, 0.0003), 6),
-                    "lon": round(lon + self.rng.uniform(-0.0003, 0.0003), 6)}
+            return {
+                "lat": round(lat + self.rng.uniform(-0.0003, 0.0003), 6),
+                "lon": round(lon + self.rng.uniform(-0.0003, 0.0003), 6),
+            }
         if r < 0.975:
             community = self.reg.units[self.reg.units[mg].community_id or ""].name
             return {"address": f"{community}附近的路口"}
@@ -155,22 +213,35 @@ class StreamGenerator:
         mg = mg or self.rng.choice(self.micro_grids)
         if category is None:
             category = self.rng.choice(sorted(APPEAL_TEXTS))
-        text = self.rng.choice(URGENT) if self.rng.random() < 0.01 else self.rng.choice(APPEAL_TEXTS[category])
+        text = (
+            self.rng.choice(URGENT)
+            if self.rng.random() < 0.01
+            else self.rng.choice(APPEAL_TEXTS[category])
+        )
         channel = self.rng.choices([c for c, _ in CHANNELS], weights=[w for _, w in CHANNELS])[0]
-        data: Doc = {"caller": self._caller(), "channel": channel, "text": text,
-                     "location": self._location(mg)}
+        data: Doc = {
+            "caller": self._caller(),
+            "channel": channel,
+            "text": text,
+            "location": self._location(mg),
+        }
         if channel in ("app", "qr_code") and self.rng.random() < 0.6:
             data["category"] = category
         return self._envelope("minhu.appeal.reported", CHANNEL_SOURCES[channel], at, data)
 
     def alarm(self, at: datetime, sensor_index: int | None = None) -> Doc:
-        s = self.sensors[sensor_index if sensor_index is not None
-                         else self.rng.randrange(len(self.sensors))]
+        s = self.sensors[
+            sensor_index if sensor_index is not None else self.rng.randrange(len(self.sensors))
+        ]
         kind = sorted(s.alarm_types)[0]
         threshold, unit = READINGS[kind.value]
-        data: Doc = {"sensor_id": s.id, "gateway_id": s.gateway, "alarm_type": kind.value,
-                     "reading": round(threshold * self.rng.uniform(1.05, 3.0), 2),
-                     "threshold": threshold}
+        data: Doc = {
+            "sensor_id": s.id,
+            "gateway_id": s.gateway,
+            "alarm_type": kind.value,
+            "reading": round(threshold * self.rng.uniform(1.05, 3.0), 2),
+            "threshold": threshold,
+        }
         if unit:
             data["unit"] = unit
         return self._envelope("minhu.alarm.raised", f"/gateway/{s.gateway}", at, data)
@@ -184,11 +255,14 @@ class StreamGenerator:
             mgs = [m for m in self.micro_grids if self.reg.units[m].grid_id == unit.id]
             mg = self.rng.choice(mgs) if mgs else self.rng.choice(self.micro_grids)
         category = self.rng.choice(sorted(PATROL_TEXTS))
-        data: Doc = {"reporter_id": w.id, "category": category,
-                     "text": self.rng.choice(PATROL_TEXTS[category]),
-                     "photo_urls": [f"https://img.minhu.example/patrol/{self.seq + 1}.jpg"],
-                     "location": {"micro_grid_id": mg},
-                     "handled_on_spot": self.rng.random() < 0.5}
+        data: Doc = {
+            "reporter_id": w.id,
+            "category": category,
+            "text": self.rng.choice(PATROL_TEXTS[category]),
+            "photo_urls": [f"https://img.minhu.example/patrol/{self.seq + 1}.jpg"],
+            "location": {"micro_grid_id": mg},
+            "handled_on_spot": self.rng.random() < 0.5,
+        }
         return self._envelope("minhu.patrol.reported", "/grid/patrol-app", at, data)
 
     # ---- the stream ----

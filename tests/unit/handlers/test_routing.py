@@ -1,0 +1,219 @@
+"""Every routing rule, through the pure core (parse → assess → route), with no I/O."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from handlers.intake import parse_intake
+from handlers.registry import Registry
+from handlers.routing import KeyState, assess, route
+from handlers.rules import Rules
+from schemas import AlarmType, CaseAttached, CaseRouted, CloudEvent, EventRejected
+from tests.conftest import EventFactory
+
+T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+
+
+class Core:
+    """The pure pipeline with its per-key state in a dict, as a shell would keep it."""
+
+    def __init__(self, rules: Rules, registry: Registry) -> None:
+        self.rules, self.registry = rules, registry
+        self.states: dict[str, KeyState] = {}
+
+    def __call__(self, line: str) -> CloudEvent:
+        ev = parse_intake(line, "test", 1, T0)
+        if isinstance(ev, EventRejected):
+            return ev
+        a = assess(ev, self.rules, self.registry)
+        if isinstance(a, EventRejected):
+            return a
+        out, self.states[a.dedup_key] = route(
+            a, self.states.get(a.dedup_key), self.rules, self.registry
+        )
+        assert len(out) == 1
+        return out[0]
+
+
+@pytest.fixture()
+def core(rules: Rules, registry: Registry) -> Core:
+    return Core(rules, registry)
+
+
+def routed(ev: CloudEvent) -> Any:
+    assert isinstance(ev, CaseRouted), ev
+    return ev.data
+
+
+def sensor_of(registry: Registry, alarm_type: str) -> tuple[str, str]:
+    s = next(
+        s
+        for s in sorted(registry.sensors.values(), key=lambda s: s.id)
+        if AlarmType(alarm_type) in s.alarm_types
+    )
+    return s.id, s.gateway
+
+
+def at(minutes: float) -> str:
+    return (T0 + timedelta(minutes=minutes)).isoformat()
+
+
+def test_category_starts_at_its_tier(core: Core, make: EventFactory) -> None:
+    d = routed(core(make.appeal("楼上装修声太吵，噪音扰民")))
+    assert (d.category, d.tier.value, d.unit_id, d.rule_id) == (
+        "noise",
+        "grid",
+        "qy-g01",
+        "category/noise",
+    )
+    assert "keywords" in d.explanation and "噪音" in d.explanation
+    d = routed(core(make.appeal("垃圾没人清运")))
+    assert (d.tier.value, d.unit_id, d.severity.value) == ("micro_grid", "qy-m001", "trivial")
+    d = routed(core(make.appeal("我们单元停水了")))
+    assert (d.tier.value, d.unit_id) == ("community", "qingyuan")
+
+
+def test_given_category_wins_and_unknown_one_is_derived(core: Core, make: EventFactory) -> None:
+    assert routed(core(make.appeal("随便说说", category="parking"))).category == "parking"
+    d = routed(core(make.appeal("垃圾成堆", category="karaoke")))
+    assert d.category == "sanitation" and "given category 'karaoke' is unknown" in d.explanation
+
+
+def test_sla_deadlines_per_rule(core: Core, make: EventFactory) -> None:
+    d = routed(core(make.appeal("楼上噪音", time="2026-11-01T09:00:00+08:00")))
+    assert d.acknowledge_by - d.origin.event_time == timedelta(hours=2)
+    assert d.resolve_by - d.origin.event_time == timedelta(days=3)
+    d = routed(core(make.appeal("今天天气不错")))  # 'other' has no SLA: the defaults apply
+    assert d.resolve_by - d.origin.event_time == timedelta(days=7)
+
+
+def test_patrol_handled_on_spot_is_closed_at_its_micro_grid(core: Core, make: EventFactory) -> None:
+    d = routed(core(make.patrol("sanitation", on_spot=True, micro_grid="qy-m007")))
+    assert (d.tier.value, d.unit_id, d.status, d.rule_id) == (
+        "micro_grid",
+        "qy-m007",
+        "closed",
+        "patrol-handled-on-spot",
+    )
+    assert d.acknowledge_by is None and d.resolve_by is None
+    d = routed(core(make.patrol("fire_safety", on_spot=False, micro_grid="qy-m007")))
+    assert (d.tier.value, d.status) == ("grid", "open")
+
+
+def test_gas_leak_goes_to_the_grid_and_tells_the_community(
+    core: Core, make: EventFactory, registry: Registry
+) -> None:
+    sid, gw = sensor_of(registry, "gas_leak")
+    d = routed(core(make.alarm(sid, gw, "gas_leak")))
+    building = registry.buildings[registry.sensors[sid].building_id]
+    assert (d.tier.value, d.unit_id, d.severity.value, d.rule_id) == (
+        "grid",
+        building.grid_id,
+        "critical",
+        "critical-gas-leak",
+    )
+    assert [(n.unit_id, n.tier.value) for n in d.notified] == [(building.community_id, "community")]
+    assert d.acknowledge_by - d.origin.event_time == timedelta(minutes=5)
+    assert d.caller is not None and "*" in (d.caller.phone or "*")
+
+
+def test_repeated_appeals_raise_the_tier(core: Core, make: EventFactory) -> None:
+    tiers = [
+        routed(core(make.appeal("楼上噪音扰民", time=at(h * 60)))).tier.value
+        for h in (0, 24, 48, 72)
+    ]
+    assert tiers == ["grid", "grid", "community", "community"]
+    # Outside the 7-day window the count starts again.
+    assert routed(core(make.appeal("楼上噪音扰民", time=at(60 * 24 * 30)))).tier.value == "grid"
+    # Another place is another key.
+    other = make.appeal("楼上噪音扰民", location={"micro_grid_id": "qy-m002"}, time=at(73 * 60))
+    assert routed(core(other)).tier.value == "grid"
+
+
+def test_ceilings_cap_trivial_and_minor_matters(core: Core, make: EventFactory) -> None:
+    """琐事不出网格: a trivial matter raised by repeats stops at the grid."""
+    seen = [routed(core(make.appeal("垃圾没人清运", time=at(h * 60)))) for h in range(5)]
+    assert [d.tier.value for d in seen] == ["micro_grid", "micro_grid", "grid", "grid", "grid"]
+    assert "at-ceiling" not in seen[2].tags
+
+
+def test_minor_matter_at_ceiling_is_flagged(
+    rules: Rules, registry: Registry, make: EventFactory
+) -> None:
+    core = Core(rules, registry)
+    # 施工扰民 starts at community (minor); a third appeal would raise it to street.
+    tiers = [routed(core(make.appeal("工地夜间作业打桩", time=at(h * 60)))) for h in range(3)]
+    assert [d.tier.value for d in tiers] == ["community", "community", "community"]
+    assert "at-ceiling" in tiers[2].tags and "ceiling of minor" in tiers[2].explanation
+
+
+def test_major_matter_may_climb_to_the_street(core: Core, make: EventFactory) -> None:
+    tiers = [
+        routed(core(make.appeal("我们单元停水了", time=at(h * 60)))).tier.value for h in range(3)
+    ]
+    assert tiers == ["community", "community", "street"]
+
+
+def test_alarm_storm_is_one_case(core: Core, make: EventFactory, registry: Registry) -> None:
+    sid, gw = sensor_of(registry, "smoke")
+    first = routed(core(make.alarm(sid, gw, "smoke", time=at(0))))
+    later = [core(make.alarm(sid, gw, "smoke", time=at(m))) for m in (1, 5, 20, 45)]
+    assert all(isinstance(e, CaseAttached) for e in later)
+    assert {e.data.case_id for e in later if isinstance(e, CaseAttached)} == {first.case_id}
+    assert [e.data.occurrence for e in later if isinstance(e, CaseAttached)] == [2, 3, 4, 5]
+    # 30 minutes of quiet after the last alarm (at 45) ends the storm: a new case.
+    again = routed(core(make.alarm(sid, gw, "smoke", time=at(45 + 31))))
+    assert again.case_id != first.case_id
+
+
+def test_critical_words_make_an_appeal_an_emergency(core: Core, make: EventFactory) -> None:
+    d = routed(core(make.appeal("楼道杂物着火了，快来人")))
+    assert (d.severity.value, d.rule_id, d.tier.value) == ("critical", "critical-appeal", "grid")
+    assert [n.tier.value for n in d.notified] == ["community"]
+
+
+def test_dedicated_grid(core: Core, make: EventFactory, registry: Registry) -> None:
+    school = next(
+        b for b in registry.buildings.values() if registry.units[b.grid_id].grid_kind == "school"
+    )
+    d = routed(core(make.appeal("门口垃圾没人清运", location={"building_id": school.id})))
+    assert (d.tier.value, d.unit_id, d.rule_id) == ("grid", school.grid_id, "dedicated-grid")
+
+
+def test_unlocated_goes_to_triage(core: Core, make: EventFactory) -> None:
+    d = routed(core(make.appeal("垃圾没人清运", location={"address": "清源社区附近"})))
+    assert (d.tier.value, d.unit_id) == ("community", "qingyuan")
+    assert "coarse-location" in d.tags
+    d = routed(core(make.appeal("垃圾没人清运", location={"address": "火星基地"})))
+    assert (d.tier.value, d.unit_id) == ("street", "guanghua-street")
+    assert "triage" in d.tags and "火星基地" in d.explanation and "triage desk" in d.explanation
+
+
+def test_unknown_sensor_and_wrong_gateway(
+    core: Core, make: EventFactory, registry: Registry
+) -> None:
+    rej = core(make.alarm("ghost-1", "gw-x", "gas_leak"))
+    assert isinstance(rej, EventRejected) and rej.data.error_kind == "unknown_sensor"
+    assert "ghost-1" in rej.data.reason and '"ghost-1"' in rej.data.payload
+    sid, _ = sensor_of(registry, "gas_leak")
+    rej = core(make.alarm(sid, "gw-other", "gas_leak"))
+    assert isinstance(rej, EventRejected) and "bound to gateway" in rej.data.reason
+    rej = core(make.alarm(sid, registry.sensors[sid].gateway, "elevator_trapped"))
+    assert isinstance(rej, EventRejected) and "does not report elevator_trapped" in rej.data.reason
+
+
+def test_dispatch_records_mask_personal_data(core: Core, make: EventFactory) -> None:
+    ev = core(make.appeal("楼上噪音"))
+    text = ev.model_dump_json()
+    assert "13812345678" not in text and "王芳" not in text
+    assert "138****5678" in text and "王*" in text
+
+
+def test_key_state_round_trips(core: Core, make: EventFactory, registry: Registry) -> None:
+    sid, gw = sensor_of(registry, "gas_leak")
+    core(make.alarm(sid, gw, "gas_leak"))
+    for st in core.states.values():
+        assert KeyState.from_json(st.to_json()) == st
