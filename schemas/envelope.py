@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
-
 class CloudEvent(BaseModel):
     """Common envelope attributes. Subclasses pin `type` to a Literal and `data` to a model.
 
