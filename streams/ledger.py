@@ -138,7 +138,7 @@ def make_engine(url: str) -> Engine:
 class Ledger:
     """Buffered writer. Call `record_*` per outcome; batches go to the database together."""
 
-    def __init__(self, url: str, batch_size: int = 2000, engine: Engine | None = None) -> None:
+    def __init__(self, url: str, batch_size: int = 5000, engine: Engine | None = None) -> None:
         self.url = url
         self.engine = engine or make_engine(url)
         self.batch_size = batch_size
