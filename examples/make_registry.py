@@ -243,6 +243,22 @@ def build(seed: int = 20261122) -> dict[str, Any]:
                     elif types == ["elevator_trapped"]:
                         sensor["household"] = f"{rng.randrange(1, 4)}单元电梯"
                     sensors.append(sensor)
+    # The flat of examples/story.jsonl: an elderly man living alone, with a gas detector.
+    sensors.append(
+        {
+            "id": "qy-gas-liu",
+            "gateway": "gw-qy-g01",
+            "alarm_types": ["gas_leak"],
+            "building": "qy-b0005",
+            "household": "3单元502",
+            "resident": {
+                "id": "r-qy-liu",
+                "name": "刘正义",
+                "phone": "13308061234",
+                "note": "独居老人（男，82岁）",
+            },
+        }
+    )
     return {
         "street": {"id": street_id, "name": "光华街道", "district": "青羊区"},
         "communities": communities,

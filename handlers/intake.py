@@ -14,9 +14,8 @@ from schemas import (
     EventRejected,
     EventRejectedData,
     FieldError,
-    IntakeEvent,
-    intake_adapter,
 )
+from schemas.lifecycle import InputEvent, input_adapter
 from schemas.routing import ErrorKind
 
 REJECTION_SOURCE = "minhu/router"
@@ -28,16 +27,17 @@ def identity(source: str, event_id: str) -> str:
     return f"{source}\x1f{event_id}"
 
 
-def parse_intake(
+def parse_input(
     raw: str | bytes, received_from: str, position: int | None, received_at: datetime
-) -> IntakeEvent | EventRejected:
-    """Validate one record against the wire contract; a record that fails becomes a dead letter.
+) -> InputEvent | EventRejected:
+    """Validate one record (intake, action or rating) against the wire contract; a record that
+    fails becomes a dead letter.
 
     `received_from` (a topic or file name) and `position` (offset or line number) say where it
     came from; `received_at` stamps the dead letter (the shell's clock: event time in replays).
     """
     try:
-        return intake_adapter.validate_json(raw)
+        return input_adapter.validate_json(raw)
     except ValidationError as err:
         return reject_invalid(raw, err, received_from, position, received_at)
 

@@ -329,6 +329,7 @@ def route(
         why.append(f"{category.name} starts at {tier.value}")
 
     recent = state.recent
+    raised_from = None
     repeat = rules.repeat_for(facts)
     if repeat is not None:
         recent = (*(t for t in recent if abs(now - t) <= repeat.window), now)
@@ -339,7 +340,7 @@ def route(
                 f"{_fmt(repeat.window)} (rule {repeat.id}): raised from {tier.value} to "
                 f"{raised.value}"
             )
-            tier = raised
+            raised_from, tier = tier, raised
             tags.append("repeated")
 
     ceiling = rules.ceiling(severity)
@@ -404,6 +405,9 @@ def route(
                 "summary": a.summary,
                 "caller": a.caller,
                 "household": a.household,
+                "raised_from": raised_from
+                if raised_from is not None and raised_from.rank < tier.rank
+                else None,
                 "origin": _origin(event),
             },
         }

@@ -111,11 +111,16 @@ class LocationSpec(_Spec):
     max_distance_m: float = Field(default=300, gt=0, le=5000)
 
 
+class LifecycleSpec(_Spec):
+    rating_due: Duration = parse_duration("7d")
+
+
 class RulesSpec(_Spec):
     version: Literal[1]
     ceilings: dict[Severity, Tier]
     default_sla: SlaSpec
     location: LocationSpec = LocationSpec()
+    lifecycle: LifecycleSpec = LifecycleSpec()
     fallback_category: str
     categories: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], CategorySpec]
     alarm_types: dict[AlarmType, AlarmTypeSpec]
@@ -217,6 +222,7 @@ class Rules:
     ceilings: Mapping[Severity, Tier]
     default_sla: Sla
     max_distance_m: float
+    rating_due: timedelta
     fallback_category: str
     categories: Mapping[str, Category]
     alarm_types: Mapping[AlarmType, tuple[str, Severity]]
@@ -401,6 +407,7 @@ def compile_rules(raw: Any, source: str = "rules", registry: Registry | None = N
         ceilings=dict(spec.ceilings),
         default_sla=Sla(spec.default_sla.acknowledge, spec.default_sla.resolve),
         max_distance_m=spec.location.max_distance_m,
+        rating_due=spec.lifecycle.rating_due,
         fallback_category=spec.fallback_category,
         categories=categories,
         alarm_types={at: (a.category, a.severity) for at, a in spec.alarm_types.items()},

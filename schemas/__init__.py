@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from schemas import lifecycle as lc
 from schemas.common import TIER_ORDER, AlarmType, Channel, Location, Severity, Tier
 from schemas.envelope import CloudEvent
 from schemas.intake import (
@@ -46,8 +47,19 @@ EVENT_MODELS: dict[str, type[CloudEvent]] = {
     APPEAL_REPORTED: AppealReported,
     ALARM_RAISED: AlarmRaised,
     PATROL_REPORTED: PatrolReported,
+    lc.CASE_ACKNOWLEDGED: lc.CaseAcknowledged,
+    lc.CASE_RESOLVED: lc.CaseResolved,
+    lc.CASE_VERIFIED: lc.CaseVerified,
+    lc.CASE_ESCALATION_REQUESTED: lc.CaseEscalationRequested,
+    lc.RATING_SUBMITTED: lc.RatingSubmitted,
     CASE_ROUTED: CaseRouted,
     CASE_ATTACHED: CaseAttached,
+    lc.CASE_UPDATED: lc.CaseUpdated,
+    lc.CASE_ESCALATED: lc.CaseEscalated,
+    lc.CASE_CLOSED: lc.CaseClosed,
+    lc.CASE_REOPENED: lc.CaseReopened,
+    lc.RATING_REQUESTED: lc.RatingRequested,
+    lc.RATING_RECORDED: lc.RatingRecorded,
     EVENT_REJECTED: EventRejected,
 }
 

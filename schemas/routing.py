@@ -39,8 +39,8 @@ class MaskedCaller(_Data):
     """The caller as dispatch topics show them: name and phone masked (138****1234)."""
 
     id: str
-    name: str | None
-    phone: str | None
+    name: str | None = None
+    phone: str | None = None
 
 
 class CaseRoutedData(_Data):
@@ -48,9 +48,9 @@ class CaseRoutedData(_Data):
     tier: Tier
     unit_id: str
     unit_name: str
-    community_id: str | None
-    grid_id: str | None
-    micro_grid_id: str | None
+    community_id: str | None = None
+    grid_id: str | None = None
+    micro_grid_id: str | None = None
     rule_id: str
     severity: Severity
     category: str
@@ -58,13 +58,14 @@ class CaseRoutedData(_Data):
     tags: list[str]
     dedup_key: str
     status: Literal["open", "closed"]
-    acknowledge_by: AwareDatetime | None
-    resolve_by: AwareDatetime | None
+    acknowledge_by: AwareDatetime | None = None
+    resolve_by: AwareDatetime | None = None
     notified: list[Notified]
     explanation: str
     summary: str
-    caller: MaskedCaller | None
-    household: str | None
+    caller: MaskedCaller | None = None
+    household: str | None = None
+    raised_from: Tier | None = None
     origin: Origin
 
 
@@ -86,6 +87,10 @@ ErrorKind = Literal[
     "invalid_event",
     "unknown_sensor",
     "sensor_mismatch",
+    "unknown_case",
+    "invalid_transition",
+    "unauthorized",
+    "already_rated",
 ]
 
 
@@ -101,9 +106,9 @@ class EventRejectedData(_Data):
     error_kind: ErrorKind
     errors: list[FieldError]
     received_from: str
-    position: int | None
-    event_id: str | None
-    event_type: str | None
+    position: int | None = None
+    event_id: str | None = None
+    event_type: str | None = None
     payload: str
 
 

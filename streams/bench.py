@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from handlers.intake import parse_intake
+from handlers.intake import parse_input
 from handlers.registry import Registry
 from handlers.rules import Rules
 from schemas import EventRejected
@@ -52,7 +52,7 @@ def _null(lines: list[bytes]) -> float:
     topics = Topics()
     started = time.process_time()
     for n, line in enumerate(lines):
-        ev = parse_intake(line, "bench", n, EPOCH)
+        ev = parse_input(line, "bench", n, EPOCH)
         topic = topics.deadletter if isinstance(ev, EventRejected) else topics.intake("x")
         out.append(Record(topic, ev.id, ev).to_json_line())
     elapsed = time.process_time() - started

@@ -12,9 +12,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import IO
 
@@ -26,8 +29,8 @@ from handlers.registry import Registry
 from handlers.rules import Rules
 from streams.config import default_registry_path, default_rules_path, load_registry, load_rules
 from streams.embedded import EmbeddedRunner
-from streams.ledger import Base, Ledger
-from streams.summary import CaseStats, print_summary
+from streams.ledger import Base, Ledger, ledger_case_events
+from streams.summary import CaseStats, print_rates, print_summary
 from streams.topics import DEFAULT_PREFIX, Record, Topics
 
 DEMO_LEDGER = "sqlite:///minhu-demo.db"
@@ -59,7 +62,18 @@ def _open_out(path: str) -> Iterator[IO[str]]:
             yield f
 
 
+def _setup_logging(target: str) -> None:
+    """Refused actions (authorization failures) are logged on `minhu.auth`: to stderr ('-')
+    or to a file."""
+    handler: logging.Handler = (
+        logging.StreamHandler(sys.stderr) if target == "-" else logging.FileHandler(target, "w")
+    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+
+
 def cmd_route(args: argparse.Namespace) -> int:
+    _setup_logging(args.log)
     rules, registry = _load(args)
     ledger = Ledger(args.ledger) if args.ledger else None
     name = "stdin" if args.input == "-" else args.input
@@ -81,6 +95,8 @@ def cmd_route(args: argparse.Namespace) -> int:
             for n, line in enumerate(src, start=1):
                 if line.strip():
                     runner.feed(line.rstrip(b"\r\n"), name, n)
+            if args.until is not None:
+                runner.advance(args.until)
         finally:
             if src is not sys.stdin.buffer:
                 src.close()
@@ -91,46 +107,67 @@ def cmd_route(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from streams.synthetic import StreamGenerator
+    from streams.demo import run_demo
 
     console = Console()
+    _setup_logging(args.log)
     rules, registry = _load(args)
+    tiers = Counter(u.tier.value for u in registry.units.values())
     console.print(
-        f"[bold]minhu demo[/]: {registry.street.name}, "
-        f"{sum(1 for u in registry.units.values() if u.tier.value == 'community')} communities, "
-        f"{sum(1 for u in registry.units.values() if u.tier.value == 'grid')} grids, "
-        f"{sum(1 for u in registry.units.values() if u.tier.value == 'micro_grid')} micro-grids, "
-        f"{len(registry.sensors)} sensors"
+        f"[bold]minhu demo[/]: {registry.street.name}, {tiers['community']} communities, "
+        f"{tiers['grid']} grids, {tiers['micro_grid']} micro-grids, {len(registry.sensors)} "
+        f"sensors; {args.events:,} intake records over 30 days, with responders answering"
     )
-    events = StreamGenerator(registry, seed=args.seed).events(args.events)
-    if args.events_out:
-        with _open_out(args.events_out) as f:
-            for _, line in events:
-                f.write(line + "\n")
-        console.print(f"intake events written to {args.events_out}")
     ledger = Ledger(args.ledger)
     Base.metadata.drop_all(ledger.engine)  # a demo starts from an empty ledger
     Base.metadata.create_all(ledger.engine)
     records: list[Record] = []
     stats = CaseStats()
     runner = EmbeddedRunner(rules, registry, records.append, ledger=ledger, on_case=stats)
+    fed: list[str] = []
     started = time.perf_counter()
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("routing", total=len(events))
-        for n, (_, line) in enumerate(events, start=1):
-            runner.feed(line, "demo", n)
-            if n % 500 == 0:
-                progress.update(task, completed=n)
-        progress.update(task, completed=len(events))
+        task = progress.add_task("routing", total=args.events)
+        until = run_demo(
+            runner,
+            records,
+            args.events,
+            args.seed,
+            fed,
+            lambda n, total: progress.update(task, completed=n, total=total),
+        )
     runner.close()
     seconds = time.perf_counter() - started
+    if args.events_out:
+        with _open_out(args.events_out) as f:
+            for line in fed:
+                f.write(line + "\n")
+        console.print(
+            f"history written to {args.events_out} ({len(fed):,} records; replay it "
+            f"with: minhu route --input {args.events_out} --until {until.isoformat()})"
+        )
     if args.records_out:
         with _open_out(args.records_out) as f:
             for rec in records:
                 f.write(rec.to_json_line() + "\n")
     print_summary(console, runner.tally, stats, registry, seconds)
-    console.print(f"Ledger: {args.ledger}  ({runner.tally.records_out:,} records produced)")
+    print_rates(console, ledger_case_events(args.ledger), until, "tier")
+    console.print(
+        f"Ledger: {args.ledger}  ({runner.tally.records_out:,} records produced); "
+        f"`minhu report --ledger {args.ledger}` for the rates per unit"
+    )
     return 0 if runner.tally.balanced else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    console = Console()
+    events = ledger_case_events(args.ledger, args.since, args.until)
+    as_of = args.as_of or (max((e.time for e in events), default=None))
+    if as_of is None:
+        console.print(f"{args.ledger}: no case events")
+        return 0
+    print_rates(console, events, as_of, args.by)
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -172,6 +209,28 @@ def cmd_schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def _aware_time(text: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    if t.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"give a UTC offset, e.g. {text}+08:00")
+    return t
+
+
+def cmd_lives(args: argparse.Namespace) -> int:
+    from streams.summary import print_lives
+
+    src = sys.stdin if args.records == "-" else open(args.records, encoding="utf-8")  # noqa: SIM115
+    try:
+        print_lives(Console(), src, set(args.case) if args.case else None)
+    finally:
+        if src is not sys.stdin:
+            src.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="minhu", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -188,6 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--ledger",
         default=DEMO_LEDGER,
         help=f"SQLAlchemy URL of the ledger, emptied first (default {DEMO_LEDGER})",
+    )
+    d.add_argument(
+        "--log",
+        default="minhu-demo.log",
+        help="where refused actions are logged ('-' for stderr; default minhu-demo.log)",
     )
     d.set_defaults(func=cmd_demo)
 
@@ -206,8 +270,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="SQLAlchemy URL of a ledger to record into and resume from "
         "(e.g. sqlite:///minhu.db); none by default",
     )
+    r.add_argument(
+        "--until",
+        type=_aware_time,
+        default=None,
+        help="after the input ends, advance the clock to this time (ISO 8601 with "
+        "offset) so that due SLA deadlines fire",
+    )
     r.add_argument("--summary", action="store_true", help="print a summary on stderr")
+    r.add_argument(
+        "--log", default="-", help="where refused actions are logged (default '-': stderr)"
+    )
     r.set_defaults(func=cmd_route)
+
+    rp = sub.add_parser("report", help="the three rates from the ledger")
+    rp.add_argument("--ledger", default=DEMO_LEDGER, help=f"ledger URL (default {DEMO_LEDGER})")
+    rp.add_argument(
+        "--by",
+        choices=["unit", "tier", "category", "period"],
+        default="unit",
+        help="group by unit (default), tier, category or period (month)",
+    )
+    rp.add_argument("--since", type=_aware_time, default=None, help="first event time counted")
+    rp.add_argument("--until", type=_aware_time, default=None, help="last event time counted")
+    rp.add_argument(
+        "--as-of",
+        type=_aware_time,
+        default=None,
+        help="when deadlines are judged (default: the last event's time)",
+    )
+    rp.set_defaults(func=cmd_report)
+
+    lv = sub.add_parser("lives", help="print each case's whole life from `minhu route` records")
+    lv.add_argument("records", help="JSON Lines written by `minhu route` (or - for stdin)")
+    lv.add_argument("--case", action="append", help="only this case id (repeatable)")
+    lv.set_defaults(func=cmd_lives)
 
     b = sub.add_parser("bench", help="events/s of the core against a null pipeline")
     _add_config_args(b)

@@ -22,16 +22,20 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    bindparam,
     create_engine,
     event,
     insert,
     select,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from handlers.lifecycle import CaseState, state_from_json, state_to_json
 from handlers.routing import KeyState
-from schemas import CaseAttached, CaseRouted, EventRejected, IntakeEvent
+from schemas import CaseAttached, CaseRouted, CloudEvent, EventRejected
+from schemas.lifecycle import InputEvent
 
 
 class Base(DeclarativeBase):
@@ -45,7 +49,8 @@ class IntakeRecord(Base):
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     received_from: Mapped[str] = mapped_column(String(500))
     position: Mapped[int | None] = mapped_column(Integer)
-    outcome: Mapped[str] = mapped_column(String(20))  # routed | attached | rejected | duplicate
+    # routed | attached | applied (an action or rating) | rejected | duplicate
+    outcome: Mapped[str] = mapped_column(String(20))
     identity: Mapped[str | None] = mapped_column(String(800), index=True)
     event_type: Mapped[str | None] = mapped_column(String(200))
     event_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -108,6 +113,27 @@ class DeadLetter(Base):
     payload: Mapped[str] = mapped_column(Text)
 
 
+class CaseEvent(Base):
+    """Every event of a case's life, in order: routed, attached, updated, escalated, closed,
+    rating requested and recorded, reopened. The three rates are computed from these."""
+
+    __tablename__ = "case_events"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(String(40), index=True)
+    event_id: Mapped[str] = mapped_column(String(120))
+    type: Mapped[str] = mapped_column(String(40), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    document: Mapped[str] = mapped_column(Text)  # the CloudEvent as JSON
+
+
+class CaseStateRow(Base):
+    """The lifecycle state of one case, for resuming."""
+
+    __tablename__ = "case_states"
+    case_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    state: Mapped[str] = mapped_column(Text)
+
+
 class KeyStateRow(Base):
     """The routing state of one dedup key (repeat window, open storm), for resuming."""
 
@@ -118,7 +144,7 @@ class KeyStateRow(Base):
 
 Index("ix_cases_tier_category", Case.tier, Case.category)
 
-_TABLES = (IntakeRecord, Case, RoutingDecision, DeadLetter)
+_TABLES = (IntakeRecord, Case, RoutingDecision, DeadLetter, CaseEvent)
 
 
 def make_engine(url: str) -> Engine:
@@ -145,6 +171,7 @@ class Ledger:
         Base.metadata.create_all(self.engine)
         self._rows: dict[type[Base], list[dict[str, Any]]] = {t: [] for t in _TABLES}
         self._states: dict[str, KeyState] = {}
+        self._case_states: dict[str, CaseState] = {}
         self._pending = 0
 
     # ---- resuming ----
@@ -157,6 +184,11 @@ class Ledger:
                 )
             )
             return {r[0] for r in rows if r[0] is not None}
+
+    def case_states(self) -> dict[str, CaseState]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(CaseStateRow.case_id, CaseStateRow.state))
+            return {k: state_from_json(json.loads(s)) for k, s in rows}
 
     def key_states(self) -> dict[str, KeyState]:
         with self.engine.connect() as conn:
@@ -171,7 +203,7 @@ class Ledger:
         position: int | None,
         outcome: str,
         payload: str,
-        event: IntakeEvent | None = None,
+        event: InputEvent | None = None,
         identity: str | None = None,
         case_id: str | None = None,
     ) -> None:
@@ -196,6 +228,7 @@ class Ledger:
         identity: str,
         caller: tuple[str | None, str | None, str | None],
     ) -> None:
+        self.record_case_event(routed)
         d = routed.data
         self._add(
             Case,
@@ -234,6 +267,7 @@ class Ledger:
         )
 
     def record_attached(self, attached: CaseAttached, identity: str) -> None:
+        self.record_case_event(attached)
         d = attached.data
         self._decision(
             d.case_id,
@@ -264,6 +298,21 @@ class Ledger:
 
     def record_state(self, key: str, state: KeyState) -> None:
         self._states[key] = state
+
+    def record_case_state(self, state: CaseState) -> None:
+        self._case_states[state.case_id] = state
+
+    def record_case_event(self, event: CloudEvent) -> None:
+        self._add(
+            CaseEvent,
+            {
+                "case_id": event.subject,
+                "event_id": event.id,
+                "type": event.type,
+                "at": event.time,
+                "document": event.model_dump_json(exclude_none=True),
+            },
+        )
 
     def _decision(
         self,
@@ -300,7 +349,7 @@ class Ledger:
 
     def flush(self) -> None:
         """Write everything buffered in one transaction."""
-        if not self._pending and not self._states:
+        if not self._pending and not self._states and not self._case_states:
             return
         with self.engine.begin() as conn:
             for table, rows in self._rows.items():
@@ -308,19 +357,55 @@ class Ledger:
                     conn.execute(insert(table), rows)
                     rows.clear()
             if self._states:
-                self._upsert_states(conn)
+                rows = [
+                    {"key": k, "state": json.dumps(v.to_json())} for k, v in self._states.items()
+                ]
+                self._upsert(conn, KeyStateRow, "key", "state", rows)
+                self._states.clear()
+            if self._case_states:
+                states = list(self._case_states.values())
+                rows = [
+                    {"case_id": c.case_id, "state": json.dumps(state_to_json(c))} for c in states
+                ]
+                self._upsert(conn, CaseStateRow, "case_id", "state", rows)
+                conn.execute(
+                    update(Case)
+                    .where(Case.case_id == bindparam("b_case"))
+                    .values(status=bindparam("b_status")),
+                    [{"b_case": c.case_id, "b_status": c.status} for c in states],
+                )
+                self._case_states.clear()
         self._pending = 0
 
-    def _upsert_states(self, conn: Any) -> None:
-        rows = [{"key": k, "state": json.dumps(s.to_json())} for k, s in self._states.items()]
+    def _upsert(
+        self, conn: Any, table: type[Base], key: str, value: str, rows: list[dict[str, Any]]
+    ) -> None:
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(KeyStateRow)
+        stmt = dialect.insert(table)
         conn.execute(
-            stmt.on_conflict_do_update(index_elements=["key"], set_={"state": stmt.excluded.state}),
+            stmt.on_conflict_do_update(index_elements=[key], set_={value: stmt.excluded[value]}),
             rows,
         )
-        self._states.clear()
 
     def close(self) -> None:
         self.flush()
         self.engine.dispose()
+
+
+def ledger_case_events(
+    url: str, since: datetime | None = None, until: datetime | None = None
+) -> list[CloudEvent]:
+    """The case events in the ledger, in the order they happened, as wire models."""
+    from schemas import EVENT_MODELS
+
+    engine = make_engine(url)
+    stmt = select(CaseEvent.type, CaseEvent.document).order_by(CaseEvent.seq)
+    if since is not None:
+        stmt = stmt.where(CaseEvent.at >= since)
+    if until is not None:
+        stmt = stmt.where(CaseEvent.at <= until)
+    try:
+        with engine.connect() as conn:
+            return [EVENT_MODELS[t].model_validate_json(doc) for t, doc in conn.execute(stmt)]
+    finally:
+        engine.dispose()

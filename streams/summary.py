@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from handlers.rates import GroupBy, three_rates
 from handlers.registry import Registry
 from handlers.routing import Assessment
-from schemas import TIER_ORDER, CaseRouted
+from schemas import TIER_ORDER, CaseRouted, CloudEvent
 from streams.embedded import Tally
 
 TIER_ZH = {"micro_grid": "微网格", "grid": "网格", "community": "社区", "street": "街道"}
@@ -46,32 +51,41 @@ def print_summary(
     rate = tally.received / seconds if seconds > 0 else 0.0
     ok = "✓ nothing lost" if tally.balanced else "✗ COUNTS DO NOT BALANCE"
     console.print(
-        f"\n[bold]{tally.received:,}[/] events in = [green]{tally.cases:,}[/] new cases + "
-        f"[cyan]{tally.attached:,}[/] attached to open cases + [red]{tally.rejected:,}[/] dead "
-        f"letters + [yellow]{tally.duplicates:,}[/] duplicates   {ok}"
-        f"   ({seconds:.1f} s, {rate:,.0f} events/s)"
+        f"\n[bold]{tally.received:,}[/] records in = [green]{tally.cases:,}[/] new cases + "
+        f"[cyan]{tally.attached:,}[/] attached to open cases + [blue]{tally.applied:,}[/] "
+        f"actions and ratings applied + [red]{tally.rejected:,}[/] dead letters + "
+        f"[yellow]{tally.duplicates:,}[/] duplicates   {ok}   ({seconds:.1f} s, "
+        f"{rate:,.0f} records/s)"
     )
+    if tally.escalations or tally.closures:
+        console.print(
+            f"Lifecycle: {tally.escalations:,} escalations, {tally.closures:,} "
+            "closures (verified on site)"
+        )
 
     t = Table(title="Cases per community and tier", title_justify="left")
     t.add_column("community")
     for tier in TIER_ORDER:
         t.add_column(f"{TIER_ZH[tier.value]}\n{tier.value}", justify="right")
     t.add_column("total", justify="right")
-    t.add_column("top categories")
+    top = Table(title="Top categories per community", title_justify="left")
+    top.add_column("community")
+    top.add_column("categories (cases)")
     totals: Counter[str] = Counter()
     for cid in sorted(stats.tier_by_community):
         row = stats.tier_by_community[cid]
         totals.update(row)
         name = registry.units[cid].name if cid in registry.units else cid
-        top = "、".join(f"{c} {n}" for c, n in stats.categories_by_community[cid].most_common(3))
-        t.add_row(name, *(f"{row[x.value]:,}" for x in TIER_ORDER), f"{sum(row.values()):,}", top)
+        cats = stats.categories_by_community[cid].most_common(3)
+        top.add_row(name, "、".join(f"{c} {n:,}" for c, n in cats))
+        t.add_row(name, *(f"{row[x.value]:,}" for x in TIER_ORDER), f"{sum(row.values()):,}")
     t.add_row(
         "[bold]all",
         *(f"[bold]{totals[x.value]:,}" for x in TIER_ORDER),
         f"[bold]{sum(totals.values()):,}",
-        "",
     )
     console.print(t)
+    console.print(top)
 
     r = Table(title="Most used rules", title_justify="left")
     r.add_column("rule")
@@ -89,3 +103,80 @@ def print_summary(
         for kind, n in tally.by_rejection.most_common():
             d.add_row(kind, f"{n:,}")
         console.print(d)
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{x:.1%}"
+
+
+def print_rates(console: Console, events: list[CloudEvent], as_of: datetime, by: GroupBy) -> None:
+    """The three rates as a table (formulas: handlers/rates.py and docs/lifecycle.md)."""
+    rows = three_rates(events, as_of, by)
+    t = Table(title=f"Three rates per {by} (as of {as_of.isoformat()})", title_justify="left")
+    t.add_column(by)
+    for name in ("响应率 response", "解决率 resolution", "满意率 satisfaction"):
+        t.add_column(name, justify="right")
+    for r in rows:
+        t.add_row(
+            r.group,
+            f"{_pct(r.response_rate)} ({r.responded}/{r.due_response})",
+            f"{_pct(r.resolution_rate)} ({r.resolved}/{r.due_resolution})",
+            f"{_pct(r.satisfaction_rate)} ({r.satisfied}/{r.rated})",
+        )
+    console.print(t)
+
+
+def print_lives(console: Console, lines: Iterable[str], only: set[str] | None) -> None:
+    """Each case's whole life, from the records `minhu route` wrote, one block per case."""
+    lives: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    seen: set[str] = set()
+    dead: list[dict[str, Any]] = []
+    for line in lines:
+        if not line.strip():
+            continue
+        value = json.loads(line)["value"]
+        if value["id"] in seen:
+            continue  # the same event on a second topic
+        seen.add(value["id"])
+        if value["type"] == "minhu.event.rejected":
+            dead.append(value)
+        elif only is None or value["subject"] in only:
+            lives[value["subject"]].append(value)
+    for case_id, story in lives.items():
+        console.print(f"[bold]{case_id}[/]")
+        for ev in story:
+            console.print(f"  {ev['time']}  {_line(ev)}")
+    if dead and only is None:
+        console.print(f"[bold]dead letters ({len(dead)})[/]")
+        for ev in dead:
+            d = ev["data"]
+            console.print(
+                f"  {ev['time']}  {d.get('event_type') or '?'} {d.get('event_id') or ''}"
+                f" — {d['reason']}"
+            )
+
+
+def _line(ev: dict[str, Any]) -> str:
+    d = ev["data"]
+    kind = str(ev["type"]).removeprefix("minhu.")
+    if kind == "case.routed":
+        return (
+            f"routed to {d['unit_name']} ({d['tier']}) by {d['rule_id']}: "
+            f"{d['category_name']}, {d['severity']} — {d['summary']}"
+        )
+    if kind == "case.attached":
+        return f"alarm attached (occurrence {d['occurrence']})"
+    if kind == "case.updated":
+        late = "" if d["within_sla"] else " (late)"
+        return f"{d['status']} by {d['actor_id']} of {d['unit_id']}{late}"
+    if kind == "case.escalated":
+        return f"escalated ({d['reason']}): {d['explanation']}"
+    if kind == "case.closed":
+        return f"closed at {d['unit_id']}, verified by {d.get('verified_by')}"
+    if kind == "case.reopened":
+        return f"reopened (opening {d['opening']}): {d['explanation']}"
+    if kind == "rating.requested":
+        return f"rating requested from {d['rater_id']} ({d['rater_kind']}) for {d['ratee_unit_id']}"
+    if kind == "rating.recorded":
+        return f"rated {d['verdict']} by {d['rater_id']} for {d['ratee_unit_id']}"
+    return kind

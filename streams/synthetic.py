@@ -335,3 +335,177 @@ class StreamGenerator:
         else:  # a sensor reported through the wrong gateway
             alarm["data"]["gateway_id"] = "gw-unknown"
         return json.dumps(alarm, ensure_ascii=False)
+
+
+class Responders:
+    """Simulated people answering the cases minhu dispatches: they acknowledge, resolve, ask to
+    escalate or let a deadline pass; grid workers verify on site; callers and units rate.
+
+    `react(event)` takes an event minhu emitted and returns the (time, JSON line) records the
+    people would publish in answer. Deterministic for a seed.
+    """
+
+    def __init__(self, registry: Registry, seed: int = 7) -> None:
+        self.reg = registry
+        self.rng = random.Random(seed * 7919 + 1)
+        self.n = 0
+        self.places: dict[str, tuple[str | None, str | None]] = {}  # case -> (grid, community)
+        self.members: dict[str, list[str]] = {}
+        for p in sorted(registry.people.values(), key=lambda p: p.id):
+            self.members.setdefault(p.unit_id, []).append(p.id)
+        self.grid_workers = sorted(
+            p.id for p in registry.people.values() if p.role is Role.GRID_WORKER
+        )
+
+    def _line(
+        self, type_: str, at: datetime, data: Doc, source: str = "/responder-app"
+    ) -> tuple[datetime, str]:
+        self.n += 1
+        doc = {
+            "specversion": "1.0",
+            "id": f"act-{self.n:08d}",
+            "source": source,
+            "type": type_,
+            "time": at.isoformat(),
+            "datacontenttype": "application/json",
+            "data": data,
+        }
+        return at, json.dumps(doc, ensure_ascii=False)
+
+    def _actor(self, unit_id: str) -> str:
+        return self.rng.choice(self.members.get(unit_id) or ["nobody"])
+
+    def react(self, event: Any) -> list[tuple[datetime, str]]:
+        t = event.type
+        d = event.data
+        if t == "minhu.case.routed":
+            self.places[d.case_id] = (d.grid_id, d.community_id)
+            if d.status == "closed":
+                return []
+            return self._assignment(
+                d.case_id, d.unit_id, d.tier.value, event.time, d.acknowledge_by, d.resolve_by
+            )
+        if t in ("minhu.case.escalated", "minhu.case.reopened"):
+            if d.district_handoff or getattr(d, "reason", None) == "repeated_appeals":
+                return []  # no new unit to answer (repeats: the routed case already has one)
+            unit = d.to_unit_id if t == "minhu.case.escalated" else d.unit_id
+            tier = d.to_tier if t == "minhu.case.escalated" else d.tier
+            return self._assignment(
+                d.case_id, unit, tier.value, event.time, d.acknowledge_by, d.resolve_by
+            )
+        if t == "minhu.case.updated" and d.status == "resolved":
+            return self._verify(d.case_id, event.time)
+        if t == "minhu.rating.requested":
+            return self._rate(d, event.time)
+        return []
+
+    def _assignment(
+        self,
+        case_id: str,
+        unit: str,
+        tier: str,
+        at: datetime,
+        ack_by: datetime | None,
+        resolve_by: datetime | None,
+    ) -> list[tuple[datetime, str]]:
+        rng = self.rng
+        ack_window = (ack_by - at) if ack_by else timedelta(hours=2)
+        res_window = (resolve_by - at) if resolve_by else timedelta(days=7)
+        r = rng.random()
+        if r < 0.06:
+            return []  # nobody answers: the acknowledge deadline will escalate it
+        late = r < 0.08  # answers, but after the deadline: by then the case has moved on
+        ack_at = at + ack_window * (rng.uniform(1.05, 1.6) if late else rng.uniform(0.05, 0.9))
+        out = [
+            self._line(
+                "minhu.case.acknowledged",
+                ack_at,
+                {"case_id": case_id, "actor_id": self._actor(unit)},
+            )
+        ]
+        r = rng.random()
+        if r < 0.07 and tier != "street":
+            out.append(
+                self._line(
+                    "minhu.case.escalation_requested",
+                    ack_at + res_window * rng.uniform(0.05, 0.3),
+                    {
+                        "case_id": case_id,
+                        "actor_id": self._actor(unit),
+                        "note": "网格内解决不了，提请上级协调",
+                    },
+                )
+            )
+        elif r < 0.11:
+            pass  # acknowledged, never resolved: the resolve deadline will escalate it
+        else:
+            out.append(
+                self._line(
+                    "minhu.case.resolved",
+                    ack_at + (at + res_window - ack_at) * rng.uniform(0.1, 0.95),
+                    {
+                        "case_id": case_id,
+                        "actor_id": self._actor(unit),
+                        "note": "已现场处置完毕",
+                        "photo_urls": [f"https://img.minhu.example/done/{case_id}.jpg"],
+                    },
+                )
+            )
+        return out
+
+    def _verify(self, case_id: str, at: datetime) -> list[tuple[datetime, str]]:
+        grid, community = self.places.get(case_id, (None, None))
+        if grid is not None:
+            worker = next(
+                (
+                    p
+                    for p in self.members.get(grid, [])
+                    if self.reg.people[p].role is Role.GRID_WORKER
+                ),
+                None,
+            )
+        else:
+            worker = next(
+                (
+                    p
+                    for p in self.grid_workers
+                    if community is None
+                    or self.reg.units[self.reg.people[p].unit_id].community_id == community
+                ),
+                None,
+            )
+        if worker is None:
+            return []
+        return [
+            self._line(
+                "minhu.case.verified",
+                at + timedelta(minutes=self.rng.randrange(20, 240)),
+                {"case_id": case_id, "actor_id": worker, "note": "已实地核查"},
+            )
+        ]
+
+    def _rate(self, d: Any, at: datetime) -> list[tuple[datetime, str]]:
+        rng = self.rng
+        if rng.random() < 0.15:
+            return []  # not every caller rates
+        verdict = rng.choices(
+            ["satisfied", "basically_satisfied", "dissatisfied"], weights=[82, 12, 6]
+        )[0]
+        actor = d.rater_id if d.rater_kind == "caller" else self._actor(d.rater_id)
+        data: Doc = {
+            "case_id": d.case_id,
+            "actor_id": actor,
+            "rater_id": d.rater_id,
+            "verdict": verdict,
+            "score": {"satisfied": 5, "basically_satisfied": 4, "dissatisfied": 2}[verdict],
+        }
+        if verdict == "dissatisfied":
+            data["comment"] = "问题没有真正解决，希望重新处理"
+        return [
+            self._line(
+                "minhu.rating.submitted",
+                at + timedelta(hours=rng.uniform(1, 72)),
+                data,
+                source="/rating/12345-callback",
+            )
+        ]

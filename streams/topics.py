@@ -7,15 +7,21 @@ With the default prefix `minhu.`:
 | minhu.intake.appeal          | minhu.appeal.reported (residents' appeals, every channel)  |
 | minhu.intake.alarm           | minhu.alarm.raised (sensor gateways)                       |
 | minhu.intake.patrol          | minhu.patrol.reported (grid patrols)                       |
+| minhu.intake.action          | acknowledged, resolved, verified, escalation_requested     |
+| minhu.intake.rating          | minhu.rating.submitted (谁呼谁评)                           |
 | minhu.dispatch.micro_grid    | cases for micro-grid workers                               |
 | minhu.dispatch.grid          | cases for grid workers and grid heads                      |
 | minhu.dispatch.community     | cases for community operations rooms                       |
 | minhu.dispatch.street        | cases for the street operations centre                     |
+| minhu.closures               | minhu.case.closed                                          |
+| minhu.ratings                | minhu.rating.requested, minhu.rating.recorded              |
+| minhu.handoff.district       | escalations and reopenings flagged for the district (12345)|
 | minhu.deadletter             | minhu.event.rejected: every refused record, with reason    |
 
 A routed case goes to the dispatch topic of its tier, and also to the dispatch topic of each
-notified unit's tier (a gas leak goes to grid and community). Records are keyed by case id, so
-one case's records stay in order on one partition.
+notified unit's tier (a gas leak goes to grid and community). Updates go to the case's tier;
+an escalation or reopening to the tier it leaves and the tier it reaches. Records are keyed by
+case id, so one case's records stay in order on one partition.
 """
 
 from __future__ import annotations
@@ -24,9 +30,17 @@ import json
 from dataclasses import dataclass
 
 from schemas import CaseAttached, CaseRouted, CloudEvent, Tier
+from schemas.lifecycle import (
+    CaseClosed,
+    CaseEscalated,
+    CaseReopened,
+    CaseUpdated,
+    RatingRecorded,
+    RatingRequested,
+)
 
 DEFAULT_PREFIX = "minhu."
-INTAKE_KINDS = ("appeal", "alarm", "patrol")
+INTAKE_KINDS = ("appeal", "alarm", "patrol", "action", "rating")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,18 +72,53 @@ class Topics:
     def deadletter(self) -> str:
         return f"{self.prefix}deadletter"
 
+    @property
+    def closures(self) -> str:
+        return f"{self.prefix}closures"
+
+    @property
+    def ratings(self) -> str:
+        return f"{self.prefix}ratings"
+
+    @property
+    def district(self) -> str:
+        return f"{self.prefix}handoff.district"
+
     def all(self) -> list[str]:
-        return (
-            [self.intake(k) for k in INTAKE_KINDS]
-            + [self.dispatch(t) for t in Tier]
-            + [self.deadletter]
-        )
+        return [
+            *(self.intake(k) for k in INTAKE_KINDS),
+            *(self.dispatch(t) for t in Tier),
+            self.closures,
+            self.ratings,
+            self.district,
+            self.deadletter,
+        ]
 
     def records_for(self, event: CloudEvent) -> list[Record]:
         """Where an output event is published."""
         if isinstance(event, CaseRouted):
             tiers = dict.fromkeys([event.data.tier, *(n.tier for n in event.data.notified)])
             return [Record(self.dispatch(t), event.data.case_id, event) for t in tiers]
-        if isinstance(event, CaseAttached):
+        if isinstance(event, CaseAttached | CaseUpdated):
             return [Record(self.dispatch(event.data.tier), event.data.case_id, event)]
+        if isinstance(event, CaseEscalated):
+            d = event.data
+            return self._moved(event, d.case_id, d.from_tier, d.to_tier, d.district_handoff)
+        if isinstance(event, CaseReopened):
+            r = event.data
+            return self._moved(event, r.case_id, r.from_tier, r.tier, r.district_handoff)
+        if isinstance(event, CaseClosed):
+            return [Record(self.closures, event.data.case_id, event)]
+        if isinstance(event, RatingRequested | RatingRecorded):
+            return [Record(self.ratings, event.data.case_id, event)]
         return [Record(self.deadletter, event.subject, event)]
+
+    def _moved(
+        self, event: CloudEvent, case_id: str, src: Tier, dst: Tier, handoff: bool
+    ) -> list[Record]:
+        """A case leaving one tier for another: both tiers hear of it, and the district too
+        when it is flagged for hand-off."""
+        out = [Record(self.dispatch(t), case_id, event) for t in dict.fromkeys([src, dst])]
+        if handoff:
+            out.append(Record(self.district, case_id, event))
+        return out

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from handlers.intake import parse_intake
+from handlers.intake import parse_input
 from handlers.registry import Registry
 from handlers.routing import KeyState, assess, route
 from handlers.rules import Rules
@@ -25,7 +25,7 @@ class Core:
         self.states: dict[str, KeyState] = {}
 
     def __call__(self, line: str) -> CloudEvent:
-        ev = parse_intake(line, "test", 1, T0)
+        ev = parse_input(line, "test", 1, T0)
         if isinstance(ev, EventRejected):
             return ev
         a = assess(ev, self.rules, self.registry)

@@ -22,8 +22,10 @@ def test_exported_json_schema_is_current(name: str) -> None:
 
 
 def test_every_type_has_a_valid_documented_example() -> None:
-    """docs/events.md shows one example per type; each must validate against its model."""
-    text = (ROOT / "docs" / "events.md").read_text(encoding="utf-8")
+    """docs/events.md and docs/lifecycle.md show one example per type; each must validate."""
+    text = "".join(
+        (ROOT / "docs" / name).read_text(encoding="utf-8") for name in ("events.md", "lifecycle.md")
+    )
     examples = re.findall(r"```json\n(.*?)\n```", text, flags=re.S)
     types = set()
     for ex in examples:

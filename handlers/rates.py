@@ -1,0 +1,174 @@
+"""The three rates cities are judged by, computed from the events of cases' lives.
+
+- 响应率 response rate     = assignments acknowledged within their SLA / assignments due
+- 解决率 resolution rate   = assignments resolved / assignments due
+- 满意率 satisfaction rate = ratings satisfied or basically satisfied / ratings
+
+An *assignment* is one unit holding one case: the routing opens one, every escalation and
+reopening ends the current one and opens the next. Rates count assignments, so a unit answers
+for the cases it held, and an escalation for a timeout counts against the unit that let it
+pass. What leaves the denominators (docs/lifecycle.md says why):
+- cases closed on the spot at routing (a patrol handled on the spot) — nothing to respond to;
+- for the response rate, assignments still within their acknowledge deadline at `as_of` and
+  not yet acknowledged; for the resolution rate, assignments still within their resolve
+  deadline and not yet resolved — they are not due yet;
+- an escalation for repeated appeals at routing opens no assignment of its own (the case was
+  routed straight to the higher tier).
+A resolution without an acknowledgement counts as acknowledged at that moment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from schemas import CaseRouted, CloudEvent
+from schemas.lifecycle import CaseEscalated, CaseReopened, CaseUpdated, RatingRecorded
+
+GroupBy = Literal["unit", "tier", "category", "period"]
+
+
+@dataclass(slots=True)
+class Assignment:
+    case_id: str
+    unit_id: str
+    tier: str
+    category: str
+    assigned_at: datetime
+    ack_by: datetime | None
+    resolve_by: datetime | None
+    acknowledged: bool = False
+    acknowledged_in_time: bool = False
+    resolved: bool = False
+    ended: bool = False  # escalated or reopened away
+
+
+@dataclass(frozen=True, slots=True)
+class Rating:
+    unit_id: str
+    tier: str
+    category: str
+    at: datetime
+    verdict: str
+
+
+@dataclass(frozen=True, slots=True)
+class RateRow:
+    group: str
+    due_response: int
+    responded: int
+    due_resolution: int
+    resolved: int
+    rated: int
+    satisfied: int
+
+    @staticmethod
+    def _rate(n: int, d: int) -> float | None:
+        return n / d if d else None
+
+    @property
+    def response_rate(self) -> float | None:
+        return self._rate(self.responded, self.due_response)
+
+    @property
+    def resolution_rate(self) -> float | None:
+        return self._rate(self.resolved, self.due_resolution)
+
+    @property
+    def satisfaction_rate(self) -> float | None:
+        return self._rate(self.satisfied, self.rated)
+
+
+def assignments_and_ratings(events: Iterable[CloudEvent]) -> tuple[list[Assignment], list[Rating]]:
+    """Replay case events (in time order) into assignments and ratings."""
+    current: dict[str, Assignment] = {}
+    category: dict[str, str] = {}
+    done: list[Assignment] = []
+    ratings: list[Rating] = []
+    for ev in events:
+        if isinstance(ev, CaseRouted):
+            d = ev.data
+            category[d.case_id] = d.category
+            if d.status == "open":
+                current[d.case_id] = Assignment(
+                    d.case_id,
+                    d.unit_id,
+                    d.tier.value,
+                    d.category,
+                    ev.time,
+                    d.acknowledge_by,
+                    d.resolve_by,
+                )
+        elif isinstance(ev, CaseUpdated):
+            a = current.get(ev.data.case_id)
+            if a is None:
+                continue
+            if ev.data.status == "acknowledged" or not a.acknowledged:
+                a.acknowledged = True
+                a.acknowledged_in_time = (
+                    ev.data.within_sla
+                    if ev.data.status == "acknowledged"
+                    else a.ack_by is None or ev.time <= a.ack_by
+                )
+            if ev.data.status == "resolved":
+                a.resolved = True
+        elif isinstance(ev, CaseEscalated | CaseReopened):
+            r = ev.data
+            if r.district_handoff and isinstance(ev, CaseEscalated):
+                continue
+            if isinstance(ev, CaseEscalated) and ev.data.reason == "repeated_appeals":
+                continue
+            old = current.pop(r.case_id, None)
+            if old is not None:
+                old.ended = True
+                done.append(old)
+            if isinstance(ev, CaseEscalated):
+                to_unit, to_tier = ev.data.to_unit_id, ev.data.to_tier
+            else:
+                to_unit, to_tier = ev.data.unit_id, ev.data.tier
+            current[r.case_id] = Assignment(
+                r.case_id,
+                to_unit,
+                to_tier.value,
+                category.get(r.case_id, "other"),
+                ev.time,
+                r.acknowledge_by,
+                r.resolve_by,
+            )
+        elif isinstance(ev, RatingRecorded):
+            d2 = ev.data
+            ratings.append(
+                Rating(d2.ratee_unit_id, d2.ratee_tier.value, d2.category, ev.time, d2.verdict)
+            )
+    return done + list(current.values()), ratings
+
+
+def three_rates(events: Iterable[CloudEvent], as_of: datetime, by: GroupBy) -> list[RateRow]:
+    """The three rates per unit, tier, category or month, as of `as_of`."""
+    assignments, ratings = assignments_and_ratings(events)
+
+    def key(unit: str, tier: str, category: str, at: datetime) -> str:
+        return {"unit": unit, "tier": tier, "category": category, "period": at.strftime("%Y-%m")}[
+            by
+        ]
+
+    acc: dict[str, list[int]] = {}
+    for a in assignments:
+        if a.assigned_at > as_of:
+            continue
+        row = acc.setdefault(key(a.unit_id, a.tier, a.category, a.assigned_at), [0] * 6)
+        if a.acknowledged or a.ended or (a.ack_by is not None and a.ack_by <= as_of):
+            row[0] += 1
+            row[1] += a.acknowledged_in_time
+        if a.resolved or a.ended or (a.resolve_by is not None and a.resolve_by <= as_of):
+            row[2] += 1
+            row[3] += a.resolved
+    for r in ratings:
+        if r.at > as_of:
+            continue
+        row = acc.setdefault(key(r.unit_id, r.tier, r.category, r.at), [0] * 6)
+        row[4] += 1
+        row[5] += r.verdict in ("satisfied", "basically_satisfied")
+    return [RateRow(g, *acc[g]) for g in sorted(acc)]

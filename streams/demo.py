@@ -1,0 +1,73 @@
+"""`minhu demo`: a synthetic month for the sample street, with people answering the cases.
+
+Intake events come from `StreamGenerator`; as minhu dispatches cases, `Responders` answer them
+(acknowledge, resolve, ask to escalate, or let a deadline pass; verify; rate), and their
+actions are fed back in time order. Everything fed is kept, so `--events-out` writes a history
+that `minhu route --until` replays to the very same records.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from streams.embedded import EmbeddedRunner
+from streams.synthetic import DEFAULT_START, Responders, StreamGenerator
+from streams.topics import Record
+
+DAYS = 30
+SETTLE = timedelta(days=10)  # after the last intake event, time for every deadline to play out
+
+
+def demo_until(days: int = DAYS) -> datetime:
+    return DEFAULT_START + timedelta(days=days) + SETTLE
+
+
+def run_demo(
+    runner: EmbeddedRunner,
+    records: list[Record],
+    events: int,
+    seed: int,
+    fed: list[str],
+    progress: Callable[[int, int], None] | None = None,
+) -> datetime:
+    """Feed the synthetic month and the responders' answers; return the end of the run."""
+    intake = StreamGenerator(runner.registry, seed=seed, days=DAYS).events(events)
+    responders = Responders(runner.registry, seed=seed)
+    until = demo_until()
+    queue: list[tuple[datetime, int, str]] = [(t, i, line) for i, (t, line) in enumerate(intake)]
+    heapq.heapify(queue)
+    seq = len(queue)
+    reacted: set[str] = set()
+    done = 0
+
+    def react(start: int) -> None:
+        nonlocal seq
+        for rec in records[start:]:
+            if rec.value.id in reacted:
+                continue  # the same event on a second topic
+            reacted.add(rec.value.id)
+            for at, line in responders.react(rec.value):
+                if at <= until:
+                    heapq.heappush(queue, (at, seq, line))
+                    seq += 1
+
+    while True:
+        while queue:
+            _, _, line = heapq.heappop(queue)
+            before = len(records)
+            fed.append(line)
+            runner.feed(line, "demo", len(fed))
+            react(before)
+            done += 1
+            if progress and done % 500 == 0:
+                progress(done, done + len(queue))
+        before = len(records)
+        runner.advance(until)
+        react(before)
+        if not queue:
+            break
+    if progress:
+        progress(done, done)
+    return until
