@@ -224,7 +224,7 @@ def cmd_lives(args: argparse.Namespace) -> int:
 
     src = sys.stdin if args.records == "-" else open(args.records, encoding="utf-8")  # noqa: SIM115
     try:
-        print_lives(Console(), src, set(args.case) if args.case else None)
+        print_lives(Console(soft_wrap=True), src, set(args.case) if args.case else None)
     finally:
         if src is not sys.stdin:
             src.close()

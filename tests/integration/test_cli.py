@@ -89,3 +89,42 @@ def test_schemas_check(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[2]
     r = minhu("schemas", "--check", "--out", str(root / "schemas" / "json"), cwd=tmp_path)
     assert r.returncode == 0, r.stdout
+
+
+def test_story_lives_and_report(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    ledger = f"sqlite:///{tmp_path / 'story.db'}"
+    routed = minhu(
+        "route",
+        "--input",
+        str(root / "examples" / "story.jsonl"),
+        "--until",
+        "2026-11-12T00:00:00+08:00",
+        "--ledger",
+        ledger,
+        "--output",
+        str(tmp_path / "records.jsonl"),
+        cwd=tmp_path,
+    )
+    assert routed.returncode == 0, routed.stderr
+    assert "refused minhu.case.verified" in routed.stderr  # authorization failures are logged
+    lives = minhu("lives", str(tmp_path / "records.jsonl"), cwd=tmp_path)
+    out = lives.stdout
+    assert lives.returncode == 0, lives.stderr
+    for words in (
+        "critical-gas-leak",
+        "alarm attached",
+        "escalated (ack_timeout)",
+        "escalated (requested)",
+        "rated dissatisfied",
+        "reopened (opening 2)",
+        "一事一评",
+        "谁呼谁评",
+        "only a grid worker",
+    ):
+        assert words in out, words
+    report = minhu("report", "--ledger", ledger, "--by", "unit", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert "响应率" in report.stdout and "qy-g01" in report.stdout and "100.0%" in report.stdout
+    bad = minhu("route", "--until", "2026-11-12", cwd=tmp_path)
+    assert bad.returncode == 2 and "UTC offset" in bad.stderr

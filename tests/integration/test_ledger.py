@@ -71,3 +71,36 @@ def test_ledger_holds_every_record_and_resumes(
     assert second.tally.cases == 0 and second.tally.attached == 0
     assert second.tally.rejected == parse_failures
     assert second.tally.duplicates == t.received - parse_failures
+
+
+def test_lifecycle_resumes_from_the_ledger(
+    ledger_url: str, rules: Rules, registry: Registry
+) -> None:
+    """The story fed in two runs over one ledger gives the records of one run: case states,
+    routing states and seen ids come back from the ledger."""
+    from pathlib import Path
+
+    story = (
+        (Path(__file__).resolve().parents[2] / "examples" / "story.jsonl")
+        .read_text(encoding="utf-8")
+        .splitlines()
+    )
+    whole: list[Record] = []
+    one = EmbeddedRunner(rules, registry, whole.append)
+    for n, line in enumerate(story, start=1):
+        one.feed(line, "story", n)
+
+    halves: list[Record] = []
+    cut = len(story) // 2
+    for part in (story[:cut], story[cut:]):
+        runner = EmbeddedRunner(rules, registry, halves.append, ledger=Ledger(ledger_url))
+        for line in part:
+            runner.feed(line, "story", story.index(line) + 1)
+        runner.close()
+    assert [r.to_json_line() for r in halves] == [r.to_json_line() for r in whole]
+
+    engine = Ledger(ledger_url).engine
+    with engine.connect() as conn:
+        status = dict(conn.execute(select(Case.case_id, Case.status)).all())
+    engine.dispose()
+    assert set(status.values()) == {"closed"}
