@@ -236,33 +236,15 @@ def _escalate(
         "dissatisfied": "the caller was dissatisfied",
         "repeated_appeals": "repeated appeals",
     }[reason]
-    if state.tier is Tier.STREET:
-        state = _emit(
-            out,
-            state,
-            CaseEscalated,
-            CASE_ESCALATED,
-            at,
-            {
-                "case_id": state.case_id,
-                "reason": reason,
-                "from_tier": state.tier,
-                "from_unit_id": state.unit_id,
-                "to_tier": state.tier,
-                "to_unit_id": state.unit_id,
-                "to_unit_name": current.name,
-                "opening": state.opening,
-                "acknowledge_by": None,
-                "resolve_by": None,
-                "district_handoff": True,
-                "explanation": f"{why} at the street, the top tier: flagged for hand-off to the "
-                "district (12345)",
-            },
-        )
-        return out, replace(state, handoff=True)
-    target = registry.ancestor(current, state.tier.raised())
-    ack_by = at + state.ack_sla if state.ack_sla else None
-    resolve_by = at + state.resolve_sla if state.resolve_sla else None
+    handoff = state.tier is Tier.STREET
+    target = current if handoff else registry.ancestor(current, state.tier.raised())
+    ack_by = at + state.ack_sla if state.ack_sla and not handoff else None
+    resolve_by = at + state.resolve_sla if state.resolve_sla and not handoff else None
+    where = (
+        "at the street, the top tier: flagged for hand-off to the district (12345)"
+        if handoff
+        else f"from {current.name} ({state.tier.value}) to {target.name} ({target.tier.value})"
+    )
     state = _emit(
         out,
         state,
@@ -280,11 +262,12 @@ def _escalate(
             "opening": state.opening,
             "acknowledge_by": ack_by,
             "resolve_by": resolve_by,
-            "district_handoff": False,
-            "explanation": f"{why}: from {current.name} ({state.tier.value}) to {target.name} "
-            f"({target.tier.value})",
+            "district_handoff": handoff,
+            "explanation": f"{why}: {where}",
         },
     )
+    if handoff:
+        return out, replace(state, handoff=True)
     asked = (*state.asked, (state.unit_id, target.id)) if reason == "requested" else state.asked
     return out, replace(
         state,

@@ -225,9 +225,6 @@ class Registry:
                         best_d2, best = d2, mid
         return best
 
-    def people_of(self, unit_id: str) -> list[Person]:
-        return [p for p in self.people.values() if p.unit_id == unit_id]
-
 
 def _cell(lat: float, lon: float) -> tuple[int, int]:
     return (math.floor(lat / Registry.CELL_DEG), math.floor(lon / Registry.CELL_DEG))

@@ -37,7 +37,6 @@ from schemas import (
     CloudEvent,
     EventRejected,
     IntakeEvent,
-    Severity,
     Tier,
 )
 from schemas.routing import ErrorKind
@@ -467,4 +466,4 @@ def _fmt(td: timedelta) -> str:
     return f"{secs}s"
 
 
-__all__ = ["Assessment", "KeyState", "Severity", "assess", "case_id_for", "route"]
+__all__ = ["Assessment", "KeyState", "assess", "case_id_for", "route"]

@@ -112,18 +112,7 @@ ACTION_TYPES: tuple[str, ...] = (
     CASE_ESCALATION_REQUESTED,
 )
 
-InputEvent = Annotated[
-    AppealReported
-    | AlarmRaised
-    | PatrolReported
-    | CaseAcknowledged
-    | CaseResolved
-    | CaseVerified
-    | CaseEscalationRequested
-    | RatingSubmitted,
-    Field(discriminator="type"),
-]
-input_adapter: TypeAdapter[
+AnyInput = (
     AppealReported
     | AlarmRaised
     | PatrolReported
@@ -132,7 +121,9 @@ input_adapter: TypeAdapter[
     | CaseVerified
     | CaseEscalationRequested
     | RatingSubmitted
-] = TypeAdapter(InputEvent)
+)
+InputEvent = Annotated[AnyInput, Field(discriminator="type")]
+input_adapter: TypeAdapter[AnyInput] = TypeAdapter(InputEvent)
 
 
 # ---- what minhu says (out) -------------------------------------------------------------------
