@@ -30,7 +30,7 @@ from handlers.rules import Rules
 from streams.config import default_registry_path, default_rules_path, load_registry, load_rules
 from streams.embedded import EmbeddedRunner
 from streams.ledger import Base, Ledger, ledger_case_events
-from streams.summary import CaseStats, print_rates, print_summary
+from streams.summary import CaseStats, print_lives, print_rates, print_summary
 from streams.topics import DEFAULT_PREFIX, Record, Topics
 
 DEMO_LEDGER = "sqlite:///minhu-demo.db"
@@ -78,12 +78,16 @@ def cmd_route(args: argparse.Namespace) -> int:
     ledger = Ledger(args.ledger) if args.ledger else None
     name = "stdin" if args.input == "-" else args.input
     err = Console(stderr=True)
+    kept: list[str] = []
     with _open_out(args.output) as out:
         write = out.write
 
         def sink(rec: Record) -> None:
-            write(rec.to_json_line())
+            line = rec.to_json_line()
+            write(line)
             write("\n")
+            if args.lives:
+                kept.append(line)
 
         stats = CaseStats()
         runner = EmbeddedRunner(
@@ -101,6 +105,8 @@ def cmd_route(args: argparse.Namespace) -> int:
             if src is not sys.stdin.buffer:
                 src.close()
             runner.close()
+    if args.lives:
+        print_lives(Console(stderr=True, soft_wrap=True), kept, None)
     if args.summary:
         print_summary(err, runner.tally, stats, registry, time.perf_counter() - started)
     return 0 if runner.tally.balanced else 1
@@ -220,8 +226,6 @@ def _aware_time(text: str) -> datetime:
 
 
 def cmd_lives(args: argparse.Namespace) -> int:
-    from streams.summary import print_lives
-
     src = sys.stdin if args.records == "-" else open(args.records, encoding="utf-8")  # noqa: SIM115
     try:
         print_lives(Console(soft_wrap=True), src, set(args.case) if args.case else None)
@@ -278,6 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
         "offset) so that due SLA deadlines fire",
     )
     r.add_argument("--summary", action="store_true", help="print a summary on stderr")
+    r.add_argument(
+        "--lives",
+        action="store_true",
+        help="print each case's whole life on stderr (as `minhu lives` does)",
+    )
     r.add_argument(
         "--log", default="-", help="where refused actions are logged (default '-': stderr)"
     )

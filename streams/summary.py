@@ -160,9 +160,12 @@ def _line(ev: dict[str, Any]) -> str:
     d = ev["data"]
     kind = str(ev["type"]).removeprefix("minhu.")
     if kind == "case.routed":
+        told = "、".join(n["unit_name"] for n in d.get("notified", []))
         return (
             f"routed to {d['unit_name']} ({d['tier']}) by {d['rule_id']}: "
-            f"{d['category_name']}, {d['severity']} — {d['summary']}"
+            f"{d['category_name']}, {d['severity']}"
+            + (f"; notified {told}" if told else "")
+            + f" — {d['summary']}"
         )
     if kind == "case.attached":
         return f"alarm attached (occurrence {d['occurrence']})"
