@@ -17,9 +17,9 @@ shell keeps the deadlines in an index ordered by time and never sweeps all cases
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from handlers.registry import Registry, Role
 from handlers.rules import Rules
@@ -52,18 +52,17 @@ Status = Literal["open", "acknowledged", "resolved", "closed"]
 CaseAction = CaseAcknowledged | CaseResolved | CaseVerified | CaseEscalationRequested
 
 
-@dataclass(frozen=True, slots=True)
-class PendingRating:
+class PendingRating(NamedTuple):
     rater_id: str
     rater_kind: Literal["caller", "unit"]
     ratee_unit_id: str
     ratee_tier: Tier
 
 
-@dataclass(frozen=True, slots=True)
-class CaseState:
+class CaseState(NamedTuple):
     """What the lifecycle remembers of one case. `opening` counts handlings: 1, then +1 per
-    reopening; ratings and the escalation chain belong to one opening."""
+    reopening; ratings and the escalation chain belong to one opening. (A NamedTuple: immutable,
+    and `_replace` is several times cheaper than `dataclasses.replace` on the hot path.)"""
 
     case_id: str
     category: str
@@ -126,7 +125,7 @@ def _emit(
     data: dict[str, Any],
 ) -> CaseState:
     out.append(_event(cls, type_, state, at, data))
-    return replace(state, seq=state.seq + 1)
+    return state._replace(seq=state.seq + 1)
 
 
 # ---- opening ---------------------------------------------------------------------------------
@@ -267,10 +266,9 @@ def _escalate(
         },
     )
     if handoff:
-        return out, replace(state, handoff=True)
+        return out, state._replace(handoff=True)
     asked = (*state.asked, (state.unit_id, target.id)) if reason == "requested" else state.asked
-    return out, replace(
-        state,
+    return out, state._replace(
         status="open",
         tier=target.tier,
         unit_id=target.id,
@@ -331,7 +329,7 @@ def apply_action(
                 "note": d.note,
             },
         )
-        return _request_ratings(out, replace(s, status="closed"), at, registry, rules)
+        return _request_ratings(out, s._replace(status="closed"), at, registry, rules)
 
     if person.unit_id != state.unit_id:
         return Refusal(
@@ -391,7 +389,7 @@ def _updated(
             "within_sla": deadline is None or at <= deadline,
         },
     )
-    return out, replace(s, status=status, resolved_by=actor if status == "resolved" else None)
+    return out, s._replace(status=status, resolved_by=actor if status == "resolved" else None)
 
 
 def _request_ratings(
@@ -421,7 +419,7 @@ def _request_ratings(
                 "due_by": at + rules.rating_due,
             },
         )
-    return out, replace(state, pending=tuple(pending), rated=())
+    return out, state._replace(pending=tuple(pending), rated=())
 
 
 def rate(rating: RatingSubmitted, state: CaseState, registry: Registry) -> Outcome | Refusal:
@@ -476,7 +474,7 @@ def rate(rating: RatingSubmitted, state: CaseState, registry: Registry) -> Outco
             "comment": d.comment,
         },
     )
-    s = replace(s, rated=(*s.rated, d.rater_id))
+    s = s._replace(rated=(*s.rated, d.rater_id))
     if wanted.rater_kind == "caller" and d.verdict == "dissatisfied":
         more, s = _reopen(s, "dissatisfied", at, registry)
         out.extend(more)
@@ -528,8 +526,7 @@ def _reopen(
             + ("; at the street already, flagged for hand-off to the district" if handoff else ""),
         },
     )
-    return out, replace(
-        s,
+    return out, s._replace(
         status="open",
         opening=state.opening + 1,
         tier=target.tier,

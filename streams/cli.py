@@ -179,6 +179,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from streams.bench import run_bench
 
+    logging.getLogger("minhu.auth").disabled = True  # the demo history's refusals: not news here
     rules, registry = _load(args)
     print(json.dumps(run_bench(rules, registry, args.events, args.ledger_events), indent=2))
     return 0
@@ -321,8 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--ledger-events",
         type=int,
-        default=50_000,
-        help="events for the end-to-end run with a SQLite ledger",
+        default=10_000,
+        help="intake events of the demo history timed end to end with a SQLite ledger "
+        "(the history adds the responders' actions and ratings)",
     )
     b.set_defaults(func=cmd_bench)
 
