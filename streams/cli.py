@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from rich.console import Console
 from rich.progress import Progress
@@ -27,6 +27,7 @@ from rich.progress import Progress
 from handlers.errors import ConfigError
 from handlers.registry import Registry
 from handlers.rules import Rules
+from schemas import Tier
 from streams.config import default_registry_path, default_rules_path, load_registry, load_rules
 from streams.embedded import EmbeddedRunner
 from streams.ledger import Base, Ledger, ledger_case_events
@@ -236,6 +237,94 @@ def cmd_lives(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kafka_args(p: argparse.ArgumentParser) -> None:
+    from streams.kafka.settings import WorkerSettings
+
+    fields = WorkerSettings.model_fields
+    p.add_argument("--broker", help=f"{fields['broker'].description} (env MINHU_BROKER)")
+    p.add_argument(
+        "--topic-prefix", help=f"{fields['topic_prefix'].description} (env MINHU_TOPIC_PREFIX)"
+    )
+
+
+def _worker_settings(args: argparse.Namespace) -> Any:
+    from streams.kafka.settings import WorkerSettings, settings_from
+
+    overrides = {k: getattr(args, k, None) for k in WorkerSettings.model_fields}
+    return settings_from(overrides)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from streams.kafka.worker import run_worker
+
+    settings = _worker_settings(args)
+    rules, registry = _load(args)
+    _setup_logging("-")
+    run_worker(settings, rules, registry, args.loglevel)
+    return 0
+
+
+def cmd_topics_create(args: argparse.Namespace) -> int:
+    from streams.kafka.admin import create_topics, plan
+
+    s = _worker_settings(args)
+    plans = plan(
+        Topics(s.topic_prefix), s.app_id, s.partitions, args.retention_ms, args.intake_retention_ms
+    )
+    created = create_topics(s.broker, plans)
+    for p in plans:
+        state = "created" if p.name in created else "exists"
+        print(f"{state:8} {p.name}  partitions={p.partitions} retention.ms={p.retention_ms}")
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from streams.kafka.publisher import Publisher
+
+    s = _worker_settings(args)
+    src = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")  # noqa: SIM115
+    sent = bad = 0
+    try:
+        with Publisher(
+            s.broker, Topics(s.topic_prefix), None if args.kind == "auto" else args.kind
+        ) as pub:
+            for n, line in enumerate(src, start=1):
+                if not line.strip():
+                    continue
+                result = pub.publish(line.rstrip(b"\r\n"), n)
+                if result.ok:
+                    sent += 1
+                else:
+                    bad += 1
+                    print(f"line {n}: not sent: {result.reason}", file=sys.stderr)
+    finally:
+        if src is not sys.stdin.buffer:
+            src.close()
+    print(f"{sent} sent, {bad} refused", file=sys.stderr)
+    return 0 if bad == 0 else 1
+
+
+def cmd_consume(args: argparse.Namespace) -> int:
+    from streams.kafka.consumer import follow, run
+
+    s = _worker_settings(args)
+    stream = follow(
+        s.broker,
+        Tier(args.tier),
+        Topics(s.topic_prefix),
+        args.group or f"minhu-ops-{args.tier}",
+        args.unit,
+        args.from_beginning,
+        args.idle_timeout,
+    )
+
+    def write(line: str) -> None:
+        print(line, flush=True)
+
+    run(write, stream, args.json, args.max)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="minhu", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -315,6 +404,86 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("records", help="JSON Lines written by `minhu route` (or - for stdin)")
     lv.add_argument("--case", action="append", help="only this case id (repeatable)")
     lv.set_defaults(func=cmd_lives)
+
+    from streams.kafka.settings import WorkerSettings
+
+    fields = WorkerSettings.model_fields
+    wk = sub.add_parser("worker", help="run a Faust worker on Kafka (the distributed engine)")
+    _add_config_args(wk)
+    _kafka_args(wk)
+    for name in (
+        "app_id",
+        "partitions",
+        "store",
+        "ledger",
+        "metrics_port",
+        "session_timeout",
+        "heartbeat_interval",
+        "tick_seconds",
+    ):
+        f = fields[name]
+        kind = (
+            {int: int, float: float}.get(type(f.default), str)
+            if f.default is not None
+            else (int if name == "metrics_port" else str)
+        )
+        wk.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=kind,
+            help=f"{f.description} (default {f.default!r}; env MINHU_{name.upper()})",
+        )
+    wk.add_argument("--loglevel", default="info", help="worker log level (default info)")
+    wk.set_defaults(func=cmd_worker)
+
+    tp = sub.add_parser("topics", help="Kafka topic administration")
+    tp_sub = tp.add_subparsers(dest="topics_command", required=True)
+    tc = tp_sub.add_parser("create", help="create every topic minhu uses (existing ones stay)")
+    _kafka_args(tc)
+    tc.add_argument("--app-id", help=fields["app_id"].description)
+    tc.add_argument("--partitions", type=int, help=fields["partitions"].description)
+    tc.add_argument(
+        "--retention-ms",
+        type=int,
+        default=7 * 24 * 3600 * 1000,
+        help="retention of dispatch, closure, rating and dead-letter topics (default 7 days)",
+    )
+    tc.add_argument(
+        "--intake-retention-ms",
+        type=int,
+        default=-1,
+        help="retention of the intake topics (default -1: keep everything, so "
+        "analysts can replay history)",
+    )
+    tc.set_defaults(func=cmd_topics_create)
+
+    pb = sub.add_parser("publish", help="validate and publish events (JSON Lines) to Kafka")
+    _add_config_args(pb)
+    _kafka_args(pb)
+    pb.add_argument(
+        "--kind",
+        default="auto",
+        choices=["auto", "appeal", "alarm", "patrol", "action", "rating"],
+        help="what the input holds; 'auto' (default) picks the topic by event type",
+    )
+    pb.add_argument("--input", default="-", help="JSON Lines file, or - (stdin)")
+    pb.set_defaults(func=cmd_publish)
+
+    co = sub.add_parser("consume", help="follow the dispatch topic of a tier")
+    _kafka_args(co)
+    co.add_argument("--tier", required=True, choices=[t.value for t in Tier])
+    co.add_argument("--unit", help="only what concerns this unit id")
+    co.add_argument("--json", action="store_true", help="one CloudEvent JSON per line")
+    co.add_argument("--group", help="consumer group (default minhu-ops-<tier>)")
+    co.add_argument(
+        "--from-beginning",
+        action="store_true",
+        help="start from the earliest record the group has not read",
+    )
+    co.add_argument("--max", type=int, help="stop after this many records")
+    co.add_argument(
+        "--idle-timeout", type=float, help="stop after this many seconds without a record"
+    )
+    co.set_defaults(func=cmd_consume)
 
     b = sub.add_parser("bench", help="events/s of the core against a null pipeline")
     _add_config_args(b)

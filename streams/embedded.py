@@ -178,7 +178,7 @@ class EmbeddedRunner:
                     self.on_case(out, assessed)
                 if self.ledger:
                     self.ledger.record_case(
-                        out, assessed.kind, ident, _caller(assessed, self.registry)
+                        out, assessed.kind, ident, caller_in_clear(assessed, self.registry)
                     )
                     self.ledger.record_intake(
                         received_from, position, "routed", payload, event, ident, out.data.case_id
@@ -280,7 +280,7 @@ class EmbeddedRunner:
             self.ledger.close()
 
 
-def _caller(a: Assessment, registry: Registry) -> tuple[str | None, str | None, str | None]:
+def caller_in_clear(a: Assessment, registry: Registry) -> tuple[str | None, str | None, str | None]:
     """The caller in clear, for the ledger only."""
     ev = a.event
     if isinstance(ev, AppealReported):

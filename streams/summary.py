@@ -145,7 +145,7 @@ def print_lives(console: Console, lines: Iterable[str], only: set[str] | None) -
     for case_id, story in lives.items():
         console.print(f"[bold]{case_id}[/]")
         for ev in story:
-            console.print(f"  {ev['time']}  {_line(ev)}")
+            console.print(f"  {ev['time']}  {describe(ev)}")
     if dead and only is None:
         console.print(f"[bold]dead letters ({len(dead)})[/]")
         for ev in dead:
@@ -156,7 +156,8 @@ def print_lives(console: Console, lines: Iterable[str], only: set[str] | None) -
             )
 
 
-def _line(ev: dict[str, Any]) -> str:
+def describe(ev: dict[str, Any]) -> str:
+    """One readable line for a case event (a CloudEvent as a dict)."""
     d = ev["data"]
     kind = str(ev["type"]).removeprefix("minhu.")
     if kind == "case.routed":

