@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, get_args
 
 from rich.console import Console
 from rich.progress import Progress
@@ -247,6 +247,12 @@ def _kafka_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _arg_type(annotation: Any) -> Any:
+    """int or float for numeric settings (also when optional), else str."""
+    args = [a for a in (get_args(annotation) or (annotation,)) if a is not type(None)]
+    return args[0] if args and args[0] in (int, float) else str
+
+
 def _worker_settings(args: argparse.Namespace) -> Any:
     from streams.kafka.settings import WorkerSettings, settings_from
 
@@ -411,25 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
     wk = sub.add_parser("worker", help="run a Faust worker on Kafka (the distributed engine)")
     _add_config_args(wk)
     _kafka_args(wk)
-    for name in (
-        "app_id",
-        "partitions",
-        "store",
-        "ledger",
-        "metrics_port",
-        "session_timeout",
-        "heartbeat_interval",
-        "tick_seconds",
-    ):
-        f = fields[name]
-        kind = (
-            {int: int, float: float}.get(type(f.default), str)
-            if f.default is not None
-            else (int if name == "metrics_port" else str)
-        )
+    for name, f in fields.items():
+        if name in ("broker", "topic_prefix"):
+            continue  # added with the other Kafka commands' flags
         wk.add_argument(
             f"--{name.replace('_', '-')}",
-            type=kind,
+            type=_arg_type(f.annotation),
             help=f"{f.description} (default {f.default!r}; env MINHU_{name.upper()})",
         )
     wk.add_argument("--loglevel", default="info", help="worker log level (default info)")

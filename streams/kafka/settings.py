@@ -49,6 +49,11 @@ class WorkerSettings(BaseModel):
         "topics at start-up (slow with millions of cases, fine for tests); "
         "'rocksdb://' keeps them on local disk (needs rocksdict) and starts fast.",
     )
+    data_dir: str = Field(
+        "minhu-data",
+        description="Folder for the worker's local state (RocksDB tables live in "
+        "<data_dir>/<app_id>). Put it on a volume that survives restarts.",
+    )
     ledger: str | None = Field(
         None,
         description="SQLAlchemy URL of the ledger (PostgreSQL when several workers share it). "

@@ -24,6 +24,7 @@ import json
 import logging
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -106,10 +107,13 @@ class MinhuWorker:
         self.ledger = Ledger(settings.ledger) if settings.ledger else None
         self.deadlines: list[tuple[datetime, str]] = []
         self.rebuild = True
+        datadir = Path(settings.data_dir) / settings.app_id
+        datadir.mkdir(parents=True, exist_ok=True)
         self.app = faust.App(
             settings.app_id,
             broker=f"kafka://{settings.broker}",
             store=settings.store,
+            datadir=str(datadir),
             topic_partitions=settings.partitions,
             broker_session_timeout=settings.session_timeout,
             broker_heartbeat_interval=settings.heartbeat_interval,

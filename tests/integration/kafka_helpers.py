@@ -69,13 +69,14 @@ class Deployment:
 class Worker:
     """A `minhu worker` subprocess with its own metrics port."""
 
-    def __init__(self, dep: Deployment, log_dir: Path, name: str) -> None:
+    def __init__(self, dep: Deployment, log_dir: Path, name: str, **extra_env: str) -> None:
         self.port = free_port()
         self.log = log_dir / f"{name}.log"
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"],
-                env=dep.env(MINHU_METRICS_PORT=str(self.port)),
+                env=dep.env(MINHU_METRICS_PORT=str(self.port), **extra_env),
+                cwd=log_dir,
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from handlers.registry import Registry
 from handlers.rules import Rules
@@ -51,6 +52,26 @@ def wait_ready(*workers: Worker, timeout_s: float = 60) -> None:
         time.sleep(0.5)
 
 
+def wait_for(check: Any, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1)
+    return True
+
+
+def ledger_cases(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text("select count(*) from cases")).scalar_one())
+    except Exception:  # the worker has not created its tables yet
+        return -1
+    finally:
+        engine.dispose()
+
+
 def outputs(dep: Deployment) -> list[str]:
     return [*(dep.topics.dispatch(t) for t in Tier), dep.topics.deadletter]
 
@@ -75,7 +96,8 @@ def test_publish_worker_consume_decides_as_route(
     dep = Deployment(broker)
     dep.create_topics()
     lines = list(StreamGenerator(registry, seed=21).lines(400))
-    worker = Worker(dep, tmp_path, "w1")
+    ledger = f"sqlite:///{tmp_path / 'worker-ledger.db'}"
+    worker = Worker(dep, tmp_path, "w1", MINHU_LEDGER=ledger)
     try:
         wait_ready(worker)
         sent = publish(dep, rules, registry, lines)
@@ -100,6 +122,8 @@ def test_publish_worker_consume_decides_as_route(
         }
         m = worker.metrics()
         assert m["minhu_duplicates_total"] >= 1
+        # The ledger is written in batches as the worker commits: every case gets there.
+        assert wait_for(lambda: ledger_cases(ledger) == len(expected), 60), ledger_cases(ledger)
         assert any(
             k.startswith("minhu_routing_latency_seconds_count") and v > 0 for k, v in m.items()
         )
