@@ -178,11 +178,25 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from streams.bench import run_bench
-
     logging.getLogger("minhu.auth").disabled = True  # the demo history's refusals: not news here
     rules, registry = _load(args)
-    print(json.dumps(run_bench(rules, registry, args.events, args.ledger_events), indent=2))
+    if args.target == "kafka":
+        from streams.kafka.bench import latency, throughput
+
+        s = _worker_settings(args)
+        result = {
+            "throughput": throughput(
+                s.broker, rules, registry, args.events or 20_000, args.partitions or 4
+            ),
+            "latency": latency(
+                s.broker, rules, registry, args.rate, args.seconds, args.partitions or 4
+            ),
+        }
+    else:
+        from streams.bench import run_bench
+
+        result = run_bench(rules, registry, args.events or 200_000, args.ledger_events)
+    print(json.dumps(result, indent=2))
     return 0
 
 
@@ -478,9 +492,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     co.set_defaults(func=cmd_consume)
 
-    b = sub.add_parser("bench", help="events/s of the core against a null pipeline")
+    b = sub.add_parser(
+        "bench",
+        help="`minhu bench`: the core against a null pipeline; `minhu bench kafka`: a worker "
+        "against a passthrough on a broker, and alarm latency under load",
+    )
+    b.add_argument("target", nargs="?", choices=["core", "kafka"], default="core")
     _add_config_args(b)
-    b.add_argument("--events", type=int, default=200_000)
+    _kafka_args(b)
+    b.add_argument(
+        "--events",
+        type=int,
+        default=None,
+        help="records to run (default: core 200000, kafka 20000)",
+    )
+    b.add_argument(
+        "--partitions",
+        type=int,
+        default=None,
+        help="kafka: partitions of the bench topics (default 4)",
+    )
+    b.add_argument(
+        "--rate",
+        type=int,
+        default=1000,
+        help="kafka: background intake records per second during the latency run",
+    )
+    b.add_argument(
+        "--seconds", type=float, default=30.0, help="kafka: how long the latency run probes"
+    )
     b.add_argument(
         "--ledger-events",
         type=int,

@@ -223,7 +223,6 @@ class MinhuWorker:
             if self.seen[ident]:
                 m.DUPLICATES.inc()
                 continue
-            self.seen[ident] = True
             assessed = assess(event, self.rules, self.registry, doc["from"], doc["pos"])
             if isinstance(assessed, EventRejected):
                 continue  # assess is pure: admit already let this through
@@ -232,7 +231,9 @@ class MinhuWorker:
             emits, state = route(
                 assessed, KeyState.from_json(stored) if stored else None, self.rules, self.registry
             )
-            self.key_states[dkey] = state.to_json()
+            # Outputs first, state after: a worker killed in between replays this record with
+            # the old state and sends the very same records again (same ids) rather than
+            # finding it already "seen" and losing its outputs.
             for out in emits:
                 await self.publish(out)
                 if isinstance(out, CaseRouted):
@@ -251,6 +252,8 @@ class MinhuWorker:
                     key=out.data.case_id.encode(),
                     value=json.dumps({"kind": kind, "event": out.model_dump_json()}).encode(),
                 )
+            self.key_states[dkey] = state.to_json()
+            self.seen[ident] = True
 
     # ---- 3. lifecycle: per case ----
 

@@ -74,7 +74,7 @@ class Worker:
         self.log = log_dir / f"{name}.log"
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"],
+                [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "info"],
                 env=dep.env(MINHU_METRICS_PORT=str(self.port), **extra_env),
                 cwd=log_dir,
                 stdout=out,

@@ -220,7 +220,13 @@ def test_a_worker_killed_mid_stream_loses_nothing(
         second = Worker(dep, tmp_path, "second")
         expected = decisions(r.value for r in expected_from_route(rules, registry, sent))
         values = read_topics(broker, outputs(dep), has_all(expected), timeout_s=240)
-        assert decisions(v for _, v in values) == expected  # nothing lost
+        got = decisions(v for _, v in values)
+        missing = sorted(set(expected) - set(got))
+        assert not missing, (
+            f"{len(missing)} cases lost, e.g. {missing[:3]}; second worker's log ends: "
+            + second.log.read_text(errors="replace")[-3000:]
+        )
+        assert got == expected  # and the same decisions
         counts = routed_once_per_case(values, dep)
         twice = {c: n for c, n in counts.items() if n > 1}
         assert not twice, f"cases routed twice after the restart: {twice}"
