@@ -279,8 +279,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = _worker_settings(args)
     rules, registry = _load(args)
-    _setup_logging("-")
-    run_worker(settings, rules, registry, args.loglevel)
+    run_worker(settings, rules, registry, args.loglevel)  # Faust sets up logging at that level
     return 0
 
 

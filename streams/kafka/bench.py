@@ -100,9 +100,10 @@ def _loads(line: str) -> dict[str, Any] | None:
 
 def _publish_all(
     broker: str, topics: Topics, lines: list[str], rules: Rules, registry: Registry
-) -> int:
+) -> list[str]:
+    """Publish through the validating publisher; the lines it sent."""
     with Publisher(broker, topics, None, rules, registry) as pub:
-        return sum(1 for n, line in enumerate(lines) if pub.publish(line, n).ok)
+        return [line for n, line in enumerate(lines) if pub.publish(line, n).ok]
 
 
 def throughput(
@@ -114,9 +115,10 @@ def throughput(
     for t, app in ((worker_t, f"bench-w-{run}"), (pass_t, f"bench-p-{run}")):
         create_topics(broker, plan(t, app, partitions, 3_600_000, 3_600_000))
     create_topics(broker, [TopicPlan(pass_t.prefix + PASSTHROUGH_OUT, partitions, 3_600_000)])
-    sent = _publish_all(broker, worker_t, lines, rules, registry)
+    sent_lines = _publish_all(broker, worker_t, lines, rules, registry)
     _publish_all(broker, pass_t, lines, rules, registry)
-    distinct = len({(d.get("source"), d.get("id")) for d in map(_loads, lines) if d})
+    sent = len(sent_lines)
+    distinct = len({(d.get("source"), d.get("id")) for d in map(_loads, sent_lines) if d})
 
     results: dict[str, Any] = {"records": sent}
     for name, topics, app, cmd, outs in (
@@ -184,8 +186,10 @@ def latency(
     stop = threading.Event()
     background = StreamGenerator(registry, seed=5)
     sent_bg = [0]
+    flow_span = [0.0, 0.0]  # when the background flow started and stopped (monotonic)
 
     def flow() -> None:
+        flow_span[0] = time.monotonic()
         with Publisher(broker, topics, None, rules, registry) as pub:
             while not stop.is_set():
                 started = time.monotonic()
@@ -199,6 +203,7 @@ def latency(
                     sent_bg[0] += 1
                 pub.flush()
                 time.sleep(max(0.0, 0.1 - (time.monotonic() - started)))
+        flow_span[1] = time.monotonic()
 
     probe = KafkaProducer(bootstrap_servers=broker, acks="all", linger_ms=0)
     samples: list[float] = []
@@ -219,6 +224,8 @@ def latency(
         _collect(consumer, pending, samples, 10)
     finally:
         stop.set()
+        if warm.is_alive():
+            warm.join(timeout=30)
         consumer.close()
         probe.close()
         proc.terminate()
@@ -233,7 +240,7 @@ def latency(
         )
 
     return {
-        "background_rate_per_s": round(sent_bg[0] / (seconds + 2)),
+        "background_rate_per_s": round(sent_bg[0] / max(flow_span[1] - flow_span[0], 1e-9)),
         "probes": i,
         "answered": len(samples),
         "p50_ms": pct(0.5),
@@ -287,11 +294,13 @@ def passthrough_main() -> None:
 
     prefix = os.environ["MINHU_TOPIC_PREFIX"]
     topics = Topics(prefix)
+    from streams.kafka.worker import FAUST_TUNING
+
     app = faust.App(
         os.environ["MINHU_APP_ID"],
         broker=f"kafka://{os.environ['MINHU_BROKER']}",
         store="memory://",
-        web_enabled=False,
+        **FAUST_TUNING,
         broker_session_timeout=6.0,
         broker_heartbeat_interval=1.0,
         topic_partitions=int(os.environ["MINHU_PARTITIONS"]),
