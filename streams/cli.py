@@ -192,6 +192,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 s.broker, rules, registry, args.rate, args.seconds, args.partitions or 4
             ),
         }
+    elif args.target == "replay":
+        from streams.bench import replay_bench
+
+        result = replay_bench(rules, registry, args.events or 20_000)
     else:
         from streams.bench import run_bench
 
@@ -344,6 +348,84 @@ def cmd_consume(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from streams import replay as rp
+
+    console = Console(stderr=True)
+    logging.getLogger("minhu.auth").disabled = True  # replayed actions refused under new rules
+    registry = load_registry(args.registry)
+    candidate_rules = load_rules(args.rules, registry)
+    baseline_rules = load_rules(Path(args.compare), registry) if args.compare else None
+    if args.source == "ledger":
+        lines = rp.from_ledger(args.ledger, args.since, args.until)
+        source = args.ledger
+    elif args.source == "kafka":
+        s = _worker_settings(args)
+        lines = rp.from_kafka(s.broker, Topics(s.topic_prefix), args.since, args.until)
+        source = f"kafka {s.broker} ({s.topic_prefix}*)"
+    else:
+        lines = rp.from_file(Path(args.source), args.since, args.until)
+        source = args.source
+    runs = [("candidate", candidate_rules)] + (
+        [("baseline", baseline_rules)] if baseline_rules else []
+    )
+    done: dict[str, rp.Run] = {}
+    with Progress(console=console, transient=True) as progress:
+        for name, rules in runs:
+            assert rules is not None
+            task = progress.add_task(f"replaying ({name})", total=len(lines))
+
+            def advance(n: int, task: Any = task) -> None:
+                progress.advance(task, n)
+
+            done[name] = rp.run(lines, rules, registry, name, args.until, advance)
+    cand, base = done["candidate"], done.get("baseline")
+    events = cand.events
+    as_of = args.until or max((e.time for e in events), default=datetime.now().astimezone())
+    result = rp.compare(cand, base, as_of)
+    out = Path(args.out)
+    rp.write_rows(out, "cases", result["cases"])
+    rp.write_rows(out, "rate_deltas" if base else "rates", result["rates"])
+    if base:
+        rp.write_rows(out, "case_diffs", result["diffs"])
+    rate = len(lines) / cand.seconds if cand.seconds else 0.0
+    console.print(
+        f"[bold]replay[/] of {len(lines):,} records from {source}: "
+        f"{cand.tally.cases:,} cases, {cand.tally.rejected:,} dead letters "
+        f"({rate:,.0f} records/s); written to {out}/"
+    )
+    if base:
+        diffs = result["diffs"]
+        counts = rp.changed_counts(diffs)
+        console.print(
+            f"{len(diffs):,} of {len(cand.outcomes):,} cases would change: "
+            + (", ".join(f"{k} {v:,}" for k, v in counts.most_common()) or "none")
+        )
+        cats = Counter(d["category"] for d in diffs)
+        if cats:
+            console.print("by category: " + ", ".join(f"{c} {n:,}" for c, n in cats.most_common(6)))
+        moved = sorted(
+            (r for r in result["rates"] if r["delta_response_rate_pp"]),
+            key=lambda r: -abs(r["delta_response_rate_pp"]),
+        )[:8]
+        if moved:
+            t = Table(title="Largest changes in 响应率 (percentage points)", title_justify="left")
+            for col in ("unit", "response", "resolution", "satisfaction"):
+                t.add_column(col, justify="left" if col == "unit" else "right")
+            for r in moved:
+                t.add_row(
+                    r["group"],
+                    *(
+                        f"{r[f'delta_{k}_rate_pp'] or 0:+.1f}"
+                        for k in ("response", "resolution", "satisfaction")
+                    ),
+                )
+            console.print(t)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="minhu", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -400,6 +482,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--log", default="-", help="where refused actions are logged (default '-': stderr)"
     )
     r.set_defaults(func=cmd_route)
+
+    rpl = sub.add_parser("replay", help="replay history with candidate rules, and compare")
+    rpl.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        help="a JSON Lines file, 'ledger' (see --ledger) or 'kafka' (see --broker)",
+    )
+    _add_config_args(rpl)
+    _kafka_args(rpl)
+    rpl.add_argument("--compare", help="baseline rules file: run the history through it too")
+    rpl.add_argument("--ledger", default=DEMO_LEDGER, help="ledger URL for --from ledger")
+    rpl.add_argument("--since", type=_aware_time, help="first event time replayed")
+    rpl.add_argument(
+        "--until",
+        type=_aware_time,
+        help="last event time replayed; the clock runs on to it, so deadlines fire",
+    )
+    rpl.add_argument("--out", default="replay-out", help="folder for JSON Lines and CSV results")
+    rpl.set_defaults(func=cmd_replay)
 
     rp = sub.add_parser("report", help="the three rates from the ledger")
     rp.add_argument("--ledger", default=DEMO_LEDGER, help=f"ledger URL (default {DEMO_LEDGER})")
@@ -496,7 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="`minhu bench`: the core against a null pipeline; `minhu bench kafka`: a worker "
         "against a passthrough on a broker, and alarm latency under load",
     )
-    b.add_argument("target", nargs="?", choices=["core", "kafka"], default="core")
+    b.add_argument("target", nargs="?", choices=["core", "kafka", "replay"], default="core")
     _add_config_args(b)
     _kafka_args(b)
     b.add_argument(
