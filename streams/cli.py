@@ -27,7 +27,7 @@ from rich.progress import Progress
 from handlers.errors import ConfigError
 from handlers.registry import Registry
 from handlers.rules import Rules
-from schemas import Tier
+from schemas import CloudEvent, Tier
 from streams.config import default_registry_path, default_rules_path, load_registry, load_rules
 from streams.embedded import EmbeddedRunner
 from streams.ledger import Base, Ledger, ledger_case_events
@@ -168,13 +168,51 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     console = Console()
-    events = ledger_case_events(args.ledger, args.since, args.until)
+    if args.source == "ledger":
+        events = ledger_case_events(args.ledger, args.since, args.until)
+        source = args.ledger
+    else:
+        events = records_case_events(Path(args.source), args.since, args.until)
+        source = args.source
     as_of = args.as_of or (max((e.time for e in events), default=None))
     if as_of is None:
-        console.print(f"{args.ledger}: no case events")
+        console.print(f"{source}: no case events")
         return 0
     print_rates(console, events, as_of, args.by)
+    if args.out:
+        from streams.report import write_report
+
+        page = write_report(
+            events,
+            load_registry(args.registry),
+            as_of,
+            Path(args.out),
+            f"民呼必应 minhu report — {source}",
+        )
+        console.print(f"report written to {page} (and each chart as PNG beside it)")
     return 0
+
+
+def records_case_events(
+    path: Path, since: datetime | None, until: datetime | None
+) -> list[CloudEvent]:
+    """Case events from a JSON Lines file of `minhu route` records (dead letters left out)."""
+    from schemas import EVENT_MODELS
+
+    seen: set[str] = set()
+    out: list[CloudEvent] = []
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            value = json.loads(line)["value"]
+            if value["id"] in seen or value["type"] == "minhu.event.rejected":
+                continue
+            seen.add(value["id"])
+            ev = EVENT_MODELS[value["type"]].model_validate(value)
+            if (since is None or ev.time >= since) and (until is None or ev.time <= until):
+                out.append(ev)
+    return out
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -426,6 +464,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from streams.export import export
+
+    formats = ("parquet", "csv") if args.format == "both" else (args.format,)
+    for path in export(args.ledger, Path(args.out), formats):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="minhu", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -503,8 +550,22 @@ def build_parser() -> argparse.ArgumentParser:
     rpl.add_argument("--out", default="replay-out", help="folder for JSON Lines and CSV results")
     rpl.set_defaults(func=cmd_replay)
 
-    rp = sub.add_parser("report", help="the three rates from the ledger")
+    rp = sub.add_parser("report", help="the three rates, and with --out an HTML report")
+    rp.add_argument(
+        "--from",
+        dest="source",
+        default="ledger",
+        help="'ledger' (default; see --ledger) or a JSON Lines file of records "
+        "written by `minhu route`",
+    )
     rp.add_argument("--ledger", default=DEMO_LEDGER, help=f"ledger URL (default {DEMO_LEDGER})")
+    rp.add_argument(
+        "--registry",
+        type=Path,
+        default=None,
+        help="grid registry, for unit names (default: the sample)",
+    )
+    rp.add_argument("--out", help="folder for the HTML report and its charts (PNG)")
     rp.add_argument(
         "--by",
         choices=["unit", "tier", "category", "period"],
@@ -520,6 +581,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="when deadlines are judged (default: the last event's time)",
     )
     rp.set_defaults(func=cmd_report)
+
+    ex = sub.add_parser("export", help="the ledger's cases, events and ratings for notebooks")
+    ex.add_argument("--ledger", default=DEMO_LEDGER, help=f"ledger URL (default {DEMO_LEDGER})")
+    ex.add_argument("--out", default="export", help="folder (default export/)")
+    ex.add_argument("--format", choices=["parquet", "csv", "both"], default="both")
+    ex.set_defaults(func=cmd_export)
 
     lv = sub.add_parser("lives", help="print each case's whole life from `minhu route` records")
     lv.add_argument("records", help="JSON Lines written by `minhu route` (or - for stdin)")

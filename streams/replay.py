@@ -105,6 +105,7 @@ def from_kafka(
                     consumer.seek_to_end(tp)
         else:
             consumer.seek_to_beginning(*parts)
+        low = int(since.timestamp() * 1000) if since is not None else None
         limit = int(until.timestamp() * 1000) if until is not None else None
         got: list[tuple[int, str, int, int, bytes]] = []
         last = time.monotonic()
@@ -113,7 +114,11 @@ def from_kafka(
             for tp, records in batch.items():
                 for r in records:
                     last = time.monotonic()
-                    if limit is None or r.timestamp <= limit:
+                    # The seek found the first record at or after `since`; later ones may still
+                    # be older (timestamps are the publishers' event times), so filter both ends.
+                    if (low is None or r.timestamp >= low) and (
+                        limit is None or r.timestamp <= limit
+                    ):
                         got.append((r.timestamp, tp.topic, tp.partition, r.offset, r.value))
     finally:
         consumer.close()

@@ -112,7 +112,14 @@ class Publisher:
             )
         topic, key = self.topics.intake(kind), key_for(parsed, self.rules, self.registry)
         value = raw if isinstance(raw, bytes) else raw.encode()
-        self.producer.send(topic, key=key.encode(), value=value, headers=CE_HEADERS)
+        # The record's timestamp is the event's time, so replays select history by event time.
+        self.producer.send(
+            topic,
+            key=key.encode(),
+            value=value,
+            headers=CE_HEADERS,
+            timestamp_ms=int(parsed.time.timestamp() * 1000),
+        )
         return PublishResult(True, topic, key)
 
     def flush(self, timeout: float | None = 60) -> None:

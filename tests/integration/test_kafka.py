@@ -260,3 +260,34 @@ def test_the_publisher_refuses_bad_events_with_reasons(broker: str, make: Any) -
         timeout_s=60,
     )
     assert [v["id"] for _, v in got] == [json.loads(good)["id"]]
+
+
+def test_replay_reads_kafka_by_time_range_without_a_group(
+    broker: str, rules: Rules, registry: Registry
+) -> None:
+    from datetime import timedelta
+
+    from kafka import KafkaAdminClient
+
+    from streams import replay as rp
+
+    dep = Deployment(broker)
+    dep.create_topics()
+    lines = list(StreamGenerator(registry, seed=24).lines(300))
+    sent = publish(dep, rules, registry, lines)
+    times = sorted(json.loads(line)["time"] for line in sent)
+    from datetime import datetime as dt
+
+    since = dt.fromisoformat(times[len(times) // 3])
+    until = dt.fromisoformat(times[2 * len(times) // 3])
+    admin = KafkaAdminClient(bootstrap_servers=broker)
+    groups_before = {g["group_id"] for g in admin.list_groups()}
+    got = rp.from_kafka(broker, dep.topics, since, until, idle_s=3)
+    expected = [
+        line for line in sent if since <= dt.fromisoformat(json.loads(line)["time"]) <= until
+    ]
+    assert sorted(got) == sorted(x.encode() for x in expected)
+    assert {g["group_id"] for g in admin.list_groups()} == groups_before  # no group at all
+    admin.close()
+    run = rp.run(got, rules, registry, "kafka", until + timedelta(days=1))
+    assert run.tally.cases > 0 and run.tally.balanced
