@@ -428,6 +428,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     rp.write_rows(out, "rate_deltas" if base else "rates", result["rates"])
     if base:
         rp.write_rows(out, "case_diffs", result["diffs"])
+    with (out / "events.jsonl").open("w", encoding="utf-8") as f:  # for `minhu report --from`
+        for ev in cand.events:
+            f.write(f'{{"value":{ev.model_dump_json(exclude_none=True)}}}\n')
     rate = len(lines) / cand.seconds if cand.seconds else 0.0
     console.print(
         f"[bold]replay[/] of {len(lines):,} records from {source}: "

@@ -110,6 +110,17 @@ def test_moving_one_category_changes_exactly_its_cases(
     rows = [json.loads(x) for x in (tmp_path / "out" / "case_diffs.jsonl").read_text().splitlines()]
     assert {r["case_id"] for r in rows} == moved
     assert (tmp_path / "out" / "case_diffs.csv").read_text().count("\n") == len(moved) + 1
+    # The candidate run's events can be charted.
+    rep = minhu(
+        "report",
+        "--from",
+        str(tmp_path / "out" / "events.jsonl"),
+        "--out",
+        str(tmp_path / "report"),
+        cwd=tmp_path,
+    )
+    assert rep.returncode == 0, rep.stderr
+    assert (tmp_path / "report" / "index.html").exists()
 
 
 def _ledger(history: Path, tmp_path: Path, rules: Rules, registry: Registry) -> str:

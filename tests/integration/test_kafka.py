@@ -263,7 +263,7 @@ def test_the_publisher_refuses_bad_events_with_reasons(broker: str, make: Any) -
 
 
 def test_replay_reads_kafka_by_time_range_without_a_group(
-    broker: str, rules: Rules, registry: Registry
+    broker: str, rules: Rules, registry: Registry, tmp_path: Path
 ) -> None:
     from datetime import timedelta
 
@@ -291,3 +291,8 @@ def test_replay_reads_kafka_by_time_range_without_a_group(
     admin.close()
     run = rp.run(got, rules, registry, "kafka", until + timedelta(days=1))
     assert run.tally.cases > 0 and run.tally.balanced
+    # …and the report charts it.
+    from streams.report import write_report
+
+    page = write_report(run.events, registry, until, tmp_path / "report", "from Kafka")
+    assert page.exists() and len(list((tmp_path / "report").glob("*.png"))) == 7
