@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, NamedTuple
 
-from handlers.registry import Registry, Role
+from handlers.registry import Registry, Role, Unit
 from handlers.rules import Rules
 from schemas import CaseAttached, CaseRouted, Tier
 from schemas.lifecycle import (
@@ -154,42 +154,60 @@ def open_case(routed: CaseRouted, registry: Registry) -> Outcome:
     )
     out: list[LifecycleEvent] = []
     if d.raised_from is not None:
-        below = _unit_at(registry, d.raised_from, d.micro_grid_id, d.grid_id, d.community_id)
+        below = registry.unit_id_at(d.raised_from, d.micro_grid_id, d.grid_id, d.community_id)
         if below is not None and below != d.unit_id:
-            state = _emit(
+            state = _escalated(
                 out,
                 state,
-                CaseEscalated,
-                CASE_ESCALATED,
                 at,
-                {
-                    "case_id": d.case_id,
-                    "reason": "repeated_appeals",
-                    "from_tier": d.raised_from,
-                    "from_unit_id": below,
-                    "to_tier": d.tier,
-                    "to_unit_id": d.unit_id,
-                    "to_unit_name": d.unit_name,
-                    "opening": 1,
-                    "acknowledge_by": d.acknowledge_by,
-                    "resolve_by": d.resolve_by,
-                    "district_handoff": False,
-                    "explanation": f"repeated appeals about this place and category: routed to "
-                    f"{d.tier.value} instead of {d.raised_from.value}",
-                },
+                "repeated_appeals",
+                d.raised_from,
+                below,
+                registry.units[d.unit_id],
+                d.acknowledge_by,
+                d.resolve_by,
+                False,
+                f"repeated appeals about this place and category: routed to {d.tier.value} "
+                f"instead of {d.raised_from.value}",
             )
     return out, state
 
 
-def _unit_at(
-    registry: Registry, tier: Tier, micro: str | None, grid: str | None, community: str | None
-) -> str | None:
-    return {
-        Tier.MICRO_GRID: micro,
-        Tier.GRID: grid,
-        Tier.COMMUNITY: community,
-        Tier.STREET: registry.street.id,
-    }[tier]
+def _escalated(
+    out: list[LifecycleEvent],
+    state: CaseState,
+    at: datetime,
+    reason: EscalationReason,
+    from_tier: Tier,
+    from_unit_id: str,
+    to: Unit,
+    ack_by: datetime | None,
+    resolve_by: datetime | None,
+    handoff: bool,
+    explanation: str,
+) -> CaseState:
+    """Emit one `minhu.case.escalated`; the state only counts the event."""
+    return _emit(
+        out,
+        state,
+        CaseEscalated,
+        CASE_ESCALATED,
+        at,
+        {
+            "case_id": state.case_id,
+            "reason": reason,
+            "from_tier": from_tier,
+            "from_unit_id": from_unit_id,
+            "to_tier": to.tier,
+            "to_unit_id": to.id,
+            "to_unit_name": to.name,
+            "opening": state.opening,
+            "acknowledge_by": ack_by,
+            "resolve_by": resolve_by,
+            "district_handoff": handoff,
+            "explanation": explanation,
+        },
+    )
 
 
 # ---- clocks ----------------------------------------------------------------------------------
@@ -220,7 +238,7 @@ def on_deadline(state: CaseState, now: datetime, registry: Registry) -> Outcome:
 
 def _escalate(
     state: CaseState,
-    reason: EscalationReason,
+    reason: Literal["ack_timeout", "resolve_timeout", "requested"],
     at: datetime,
     registry: Registry,
     note: str | None,
@@ -232,8 +250,6 @@ def _escalate(
         "ack_timeout": "not acknowledged in time",
         "resolve_timeout": "not resolved in time",
         "requested": f"{current.name} asked to escalate" + (f": {note}" if note else ""),
-        "dissatisfied": "the caller was dissatisfied",
-        "repeated_appeals": "repeated appeals",
     }[reason]
     handoff = state.tier is Tier.STREET
     target = current if handoff else registry.ancestor(current, state.tier.raised())
@@ -244,26 +260,18 @@ def _escalate(
         if handoff
         else f"from {current.name} ({state.tier.value}) to {target.name} ({target.tier.value})"
     )
-    state = _emit(
+    state = _escalated(
         out,
         state,
-        CaseEscalated,
-        CASE_ESCALATED,
         at,
-        {
-            "case_id": state.case_id,
-            "reason": reason,
-            "from_tier": state.tier,
-            "from_unit_id": state.unit_id,
-            "to_tier": target.tier,
-            "to_unit_id": target.id,
-            "to_unit_name": target.name,
-            "opening": state.opening,
-            "acknowledge_by": ack_by,
-            "resolve_by": resolve_by,
-            "district_handoff": handoff,
-            "explanation": f"{why}: {where}",
-        },
+        reason,
+        state.tier,
+        state.unit_id,
+        target,
+        ack_by,
+        resolve_by,
+        handoff,
+        f"{why}: {where}",
     )
     if handoff:
         return out, state._replace(handoff=True)

@@ -80,6 +80,18 @@ class RateRow:
     def satisfaction_rate(self) -> float | None:
         return self._rate(self.satisfied, self.rated)
 
+    def cells(self) -> tuple[str, str, str]:
+        """The three rates as people read them: '92.5% (2295/2480)', or '—' with no one due."""
+
+        def cell(rate: float | None, n: int, d: int) -> str:
+            return f"{'—' if rate is None else f'{rate:.1%}'} ({n}/{d})"
+
+        return (
+            cell(self.response_rate, self.responded, self.due_response),
+            cell(self.resolution_rate, self.resolved, self.due_resolution),
+            cell(self.satisfaction_rate, self.satisfied, self.rated),
+        )
+
 
 def assignments_and_ratings(events: Iterable[CloudEvent]) -> tuple[list[Assignment], list[Rating]]:
     """Replay case events (in time order) into assignments and ratings."""

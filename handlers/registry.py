@@ -192,8 +192,16 @@ class Registry:
 
     CELL_DEG = 0.002  # about 220 m north-south: the bucket size of the lat/lon index
 
-    def unit(self, unit_id: str) -> Unit:
-        return self.units[unit_id]
+    def unit_id_at(
+        self, tier: Tier, micro_grid_id: str | None, grid_id: str | None, community_id: str | None
+    ) -> str | None:
+        """The unit of `tier` at a place known down to these ids (None if not known that far)."""
+        return {
+            Tier.MICRO_GRID: micro_grid_id,
+            Tier.GRID: grid_id,
+            Tier.COMMUNITY: community_id,
+            Tier.STREET: self.street.id,
+        }[tier]
 
     def ancestor(self, unit: Unit, tier: Tier) -> Unit:
         """The unit of `tier` that contains `unit` (itself if it is of that tier)."""

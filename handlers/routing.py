@@ -421,21 +421,17 @@ def _owner(located: Located, tier: Tier, rt: Route | None, registry: Registry) -
     """The unit that owns a case at `tier` for this place, and a note when it differs."""
     if rt is not None and rt.unit is not None:
         return registry.units[rt.unit], f"fixed unit {rt.unit}"
-    by_tier = {
-        Tier.MICRO_GRID: located.micro_grid_id,
-        Tier.GRID: located.grid_id,
-        Tier.COMMUNITY: located.community_id,
-        Tier.STREET: registry.street.id,
-    }
-    unit_id = by_tier[tier]
+    ids = (located.micro_grid_id, located.grid_id, located.community_id)
+    unit_id = registry.unit_id_at(tier, *ids)
     if unit_id is not None:
         return registry.units[unit_id], ""
     if located.method == "none":
         desk = registry.units[located.community_id or registry.street.id]
         return desk, f"location unresolved: sent to the triage desk of {desk.name}"
     for t in Tier:
-        if t.rank > tier.rank and by_tier[t] is not None:
-            unit = registry.units[by_tier[t]]  # type: ignore[index]
+        coarser = registry.unit_id_at(t, *ids) if t.rank > tier.rank else None
+        if coarser is not None:
+            unit = registry.units[coarser]
             return unit, f"no {tier.value} known for this place: sent to {unit.name} ({t.value})"
     return registry.street, "sent to the street"
 

@@ -67,6 +67,15 @@ def ledger_tables(url: str) -> dict[str, list[dict[str, Any]]]:
     return {"cases": cases, "case_events": events, "ratings": ratings}
 
 
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Rows (dicts with the same keys) as a CSV file with a header; empty rows, empty file."""
+    with path.open("w", encoding="utf-8", newline="") as f:
+        if rows:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+
 def export(url: str, out: Path, formats: tuple[str, ...] = ("parquet", "csv")) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -80,10 +89,6 @@ def export(url: str, out: Path, formats: tuple[str, ...] = ("parquet", "csv")) -
             written.append(path)
         if "csv" in formats:
             path = out / f"{name}.csv"
-            with path.open("w", encoding="utf-8", newline="") as f:
-                if rows:
-                    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-                    writer.writeheader()
-                    writer.writerows(rows)
+            write_csv(path, rows)
             written.append(path)
     return written

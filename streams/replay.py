@@ -13,7 +13,6 @@ candidate rules and, with a baseline, once more; `handlers/whatif.py` compares t
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from collections import Counter
@@ -29,6 +28,7 @@ from handlers.rules import Rules
 from handlers.whatif import CaseOutcome, case_diffs, outcome_rows, outcomes, rate_deltas
 from schemas import CloudEvent
 from streams.embedded import EmbeddedRunner, Tally
+from streams.export import write_csv
 from streams.topics import INTAKE_KINDS, Topics
 
 
@@ -171,11 +171,7 @@ def write_rows(out: Path, name: str, rows: list[dict[str, Any]]) -> None:
     with (out / f"{name}.jsonl").open("w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-    with (out / f"{name}.csv").open("w", encoding="utf-8", newline="") as f:
-        if rows:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+    write_csv(out / f"{name}.csv", rows)
 
 
 def compare(candidate: Run, baseline: Run | None, as_of: datetime) -> dict[str, Any]:

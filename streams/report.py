@@ -75,20 +75,22 @@ def _save(fig: Any, out: Path, name: str) -> str:
 
 def rates_over_time(events: list[CloudEvent], as_of: datetime, out: Path) -> str:
     """The three rates per tier, week by week."""
-    weeks = sorted({week_of(e.time) for e in events})
+    by_week: dict[date, list[CloudEvent]] = defaultdict(list)
+    for e in events:
+        by_week[week_of(e.time)].append(e)
+    weeks = sorted(by_week)
+    rows_of: dict[date, dict[str, RateRow]] = {}
+    for w in weeks:
+        end = datetime.combine(w, datetime.min.time(), tzinfo=as_of.tzinfo) + timedelta(days=7)
+        rows_of[w] = {r.group: r for r in three_rates(by_week[w], min(as_of, end), "tier")}
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=True)
     for ax, (attr, label) in zip(axes, RATES, strict=True):
         for tier in TIER_ORDER:
             xs: list[str] = []
             ys: list[float] = []
             for w in weeks:
-                start = datetime.combine(w, datetime.min.time(), tzinfo=as_of.tzinfo)
-                window = [e for e in events if start <= e.time < start + timedelta(days=7)]
-                rows = {
-                    r.group: r
-                    for r in three_rates(window, min(as_of, start + timedelta(days=7)), "tier")
-                }
-                value = getattr(rows[tier.value], attr) if tier.value in rows else None
+                row = rows_of[w].get(tier.value)
+                value = getattr(row, attr) if row is not None else None
                 if value is not None:
                     xs.append(w.strftime("%m-%d"))
                     ys.append(value * 100)
@@ -242,14 +244,10 @@ def ratings(recorded: list[RatingRecorded], out: Path) -> str:
 
 
 def _rate_table(rows: list[RateRow], names: dict[str, str], label: str) -> str:
-    def pct(v: float | None) -> str:
-        return "—" if v is None else f"{v:.1%}"
-
     body = "".join(
         f"<tr><td>{html.escape(names.get(r.group, r.group))}</td>"
-        f"<td>{pct(r.response_rate)} ({r.responded}/{r.due_response})</td>"
-        f"<td>{pct(r.resolution_rate)} ({r.resolved}/{r.due_resolution})</td>"
-        f"<td>{pct(r.satisfaction_rate)} ({r.satisfied}/{r.rated})</td></tr>"
+        + "".join(f"<td>{c}</td>" for c in r.cells())
+        + "</tr>"
         for r in rows
     )
     return (

@@ -105,10 +105,6 @@ def print_summary(
         console.print(d)
 
 
-def _pct(x: float | None) -> str:
-    return "—" if x is None else f"{x:.1%}"
-
-
 def print_rates(console: Console, events: list[CloudEvent], as_of: datetime, by: GroupBy) -> None:
     """The three rates as a table (formulas: handlers/rates.py and docs/lifecycle.md)."""
     rows = three_rates(events, as_of, by)
@@ -117,12 +113,7 @@ def print_rates(console: Console, events: list[CloudEvent], as_of: datetime, by:
     for name in ("响应率 response", "解决率 resolution", "满意率 satisfaction"):
         t.add_column(name, justify="right")
     for r in rows:
-        t.add_row(
-            r.group,
-            f"{_pct(r.response_rate)} ({r.responded}/{r.due_response})",
-            f"{_pct(r.resolution_rate)} ({r.resolved}/{r.due_resolution})",
-            f"{_pct(r.satisfaction_rate)} ({r.satisfied}/{r.rated})",
-        )
+        t.add_row(r.group, *r.cells())
     console.print(t)
 
 

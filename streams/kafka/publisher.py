@@ -31,7 +31,7 @@ from handlers.registry import Registry
 from handlers.routing import assess
 from handlers.rules import Rules
 from schemas import AlarmRaised, AppealReported, EventRejected, PatrolReported
-from schemas.lifecycle import AnyInput, RatingSubmitted
+from schemas.lifecycle import AnyInput
 from streams.topics import Topics
 
 KIND_OF_TYPE = {
@@ -70,9 +70,7 @@ def key_for(event: AnyInput, rules: Rules | None = None, registry: Registry | No
         return event.data.caller.id
     if isinstance(event, PatrolReported):
         return event.data.reporter_id
-    if isinstance(event, RatingSubmitted):
-        return event.data.case_id
-    return event.data.case_id
+    return event.data.case_id  # an action or a rating
 
 
 class Publisher:

@@ -63,7 +63,7 @@ from streams.kafka.admin import internal_topics
 from streams.kafka.publisher import CE_HEADERS
 from streams.kafka.settings import WorkerSettings
 from streams.ledger import Ledger
-from streams.topics import INTAKE_KINDS, Topics
+from streams.topics import Topics
 
 log = logging.getLogger("minhu.worker")
 auth_log = logging.getLogger("minhu.auth")
@@ -410,4 +410,4 @@ def run_worker(
     faust.Worker(worker.app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
 
-__all__ = ["INTAKE_KINDS", "MinhuWorker", "run_worker"]
+__all__ = ["MinhuWorker", "run_worker"]
