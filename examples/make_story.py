@@ -21,39 +21,48 @@ the same caller (一事一评), and resolving a case that is already closed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from handlers.ids import case_id_for
+from handlers.intake import parse_input
+from handlers.routing import assess
+from schemas import EventRejected
+from streams.config import load_registry, load_rules
+
 CST = timezone(timedelta(hours=8))
 T0 = datetime(2026, 11, 2, 6, 40, tzinfo=CST)
 lines: list[tuple[datetime, dict[str, Any]]] = []
+REGISTRY = load_registry()
+RULES = load_rules(None, REGISTRY)
 
 
-def case_of(source: str, event_id: str) -> str:
-    """minhu's case id for an intake event (handlers.routing.case_id_for)."""
-    digest = hashlib.blake2b(f"{source}\x1f{event_id}".encode(), digest_size=8)
-    return f"case-{digest.hexdigest()}"
+def case_of(doc: dict[str, Any]) -> str:
+    """minhu's case id for the case an intake event opens (handlers/ids.py)."""
+    event = parse_input(json.dumps(doc), "story", None, T0)
+    assert not isinstance(event, EventRejected), event
+    assessed = assess(event, RULES, REGISTRY)  # type: ignore[arg-type]
+    assert not isinstance(assessed, EventRejected), assessed
+    return case_id_for(assessed.bucket, (doc["source"], doc["id"]))
 
 
-def add(minutes: float, type_: str, source: str, event_id: str, data: dict[str, Any]) -> None:
+def add(
+    minutes: float, type_: str, source: str, event_id: str, data: dict[str, Any]
+) -> dict[str, Any]:
     at = T0 + timedelta(minutes=minutes)
-    lines.append(
-        (
-            at,
-            {
-                "specversion": "1.0",
-                "id": event_id,
-                "source": source,
-                "type": type_,
-                "time": at.isoformat(),
-                "datacontenttype": "application/json",
-                "data": data,
-            },
-        )
-    )
+    doc = {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": source,
+        "type": type_,
+        "time": at.isoformat(),
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+    lines.append((at, doc))
+    return doc
 
 
 def act(minutes: float, verb: str, case: str, actor: str, n: int, **extra: Any) -> None:
@@ -82,8 +91,7 @@ def rating(
 
 
 # 1. The gas alarm. Grid qy-g01: p0015 赵宏 (网格员), p0016 顾心 (网格长).
-gas = case_of("/gateway/gw-qy-g01", "story-gas-1")
-for k, minute in enumerate((0, 2, 6), start=1):
+alarms = [
     add(
         minute,
         "minhu.alarm.raised",
@@ -98,6 +106,9 @@ for k, minute in enumerate((0, 2, 6), start=1):
             "unit": "%LEL",
         },
     )
+    for k, minute in enumerate((0, 2, 6), start=1)
+]
+gas = case_of(alarms[0])
 act(1, "acknowledged", gas, "p0010", 1)  # a micro-grid worker: not the grid, refused
 act(3, "acknowledged", gas, "p0015", 2, note="正在赶往现场")
 act(
@@ -116,8 +127,7 @@ rating(200, gas, "r-qy-liu", "r-qy-liu", "dissatisfied", 2)  # a second rating: 
 act(240, "resolved", gas, "p0015", 6, note="补充说明")  # the case is closed: refused
 
 # 2. The appeal that climbs: micro-grid qy-m011 → grid qy-g02 → community → street.
-garage = case_of("/12345/hotline", "story-garage")
-add(
+garage_appeal = add(
     60,
     "minhu.appeal.reported",
     "/12345/hotline",
@@ -129,6 +139,7 @@ add(
         "location": {"address": "清源路10号清源小区一期13栋"},
     },
 )
+garage = case_of(garage_appeal)
 act(70, "acknowledged", garage, "p0019", 10)
 act(
     90,
@@ -158,8 +169,7 @@ rating(820, garage, "qingyuan", "p0004", "satisfied", 5)
 rating(830, garage, "res-someone-else", "res-someone-else", "dissatisfied", 6)  # not in the chain
 
 # 3. The dissatisfied caller: noise in 蜀光苑, grid qy-g07 → reopened at the community.
-noise = case_of("/wechat/official-account", "story-noise")
-add(
+noise_appeal = add(
     900,
     "minhu.appeal.reported",
     "/wechat/official-account",
@@ -171,6 +181,7 @@ add(
         "location": {"address": "清源路34号蜀光苑3栋"},
     },
 )
+noise = case_of(noise_appeal)
 act(930, "acknowledged", noise, "p0073", 20)
 act(1500, "resolved", noise, "p0073", 21, note="已上门劝导，经营者承诺降低音量")
 act(1560, "verified", noise, "p0073", 22)

@@ -22,11 +22,6 @@ REJECTION_SOURCE = "minhu/router"
 MAX_ERRORS_LISTED = 10
 
 
-def identity(source: str, event_id: str) -> str:
-    """What makes an event unique (CloudEvents: source + id); a repeat is a duplicate."""
-    return f"{source}\x1f{event_id}"
-
-
 def parse_input(
     raw: str | bytes, received_from: str, position: int | None, received_at: datetime
 ) -> InputEvent | EventRejected:

@@ -1,7 +1,5 @@
 """The case lifecycle: acknowledgement, SLA escalation, closure, 谁呼谁评 ratings, reopening.
 
-State machine (docs/lifecycle.md has the diagram and the reasons behind each choice):
-
     open ──ack──▶ acknowledged ──resolve──▶ resolved ──verify──▶ closed
      │  └──────────────resolve───────────────▲                   │
      ├─ ack deadline passes ─▶ escalated one tier up (open again) │
@@ -9,19 +7,21 @@ State machine (docs/lifecycle.md has the diagram and the reasons behind each cho
      └─ at the street: flagged for hand-off to the district       │
     closed ── caller dissatisfied ─▶ reopened one tier up (open) ◀┘
 
-Like `handlers.routing`, everything here is pure: each function takes a `CaseState` and returns
-the events to emit with the new state, or a `Refusal` saying why an action does not apply.
-`next_deadline(state)` tells the shell when to call `on_deadline` (bytewax's `notify_at`): the
-shell keeps the deadlines in an index ordered by time and never sweeps all cases.
+What an action may do is one table, `TRANSITIONS` (action, status → next status), with who may
+do it beside it in `GUARDS`; everything not in the table is refused with the reason. The
+functions are pure: each takes a `CaseState` and returns the events to emit with the new state,
+or a `Refusal`. `next_deadline(state)` tells the engine when to wake the case (bytewax's
+`notify_at`). docs/lifecycle.md has the reasons behind each choice.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
-from handlers.registry import Registry, Role, Unit
+from handlers.registry import Person, Registry, Role, Unit
 from handlers.rules import Rules
 from schemas import CaseAttached, CaseRouted, Tier
 from schemas.lifecycle import (
@@ -33,16 +33,22 @@ from schemas.lifecycle import (
     RATING_REQUESTED,
     CaseAcknowledged,
     CaseClosed,
+    CaseClosedData,
     CaseEscalated,
+    CaseEscalatedData,
     CaseEscalationRequested,
     CaseReopened,
+    CaseReopenedData,
     CaseResolved,
     CaseUpdated,
+    CaseUpdatedData,
     CaseVerified,
     EscalationReason,
     LifecycleEvent,
     RatingRecorded,
+    RatingRecordedData,
     RatingRequested,
+    RatingRequestedData,
     RatingSubmitted,
 )
 from schemas.routing import ErrorKind
@@ -50,6 +56,7 @@ from schemas.routing import ErrorKind
 LIFECYCLE_SOURCE = "minhu/lifecycle"
 Status = Literal["open", "acknowledged", "resolved", "closed"]
 CaseAction = CaseAcknowledged | CaseResolved | CaseVerified | CaseEscalationRequested
+Verb = Literal["acknowledge", "resolve", "verify", "escalate"]
 
 
 class PendingRating(NamedTuple):
@@ -83,49 +90,194 @@ class CaseState(NamedTuple):
     rated: tuple[str, ...] = ()  # raters who have rated in this opening (一事一评)
     handoff: bool = False
     seq: int = 0  # emitted events so far: makes every event id unique and stable
+    closed_at: datetime | None = None  # when it last closed: it is forgotten after rating_due
 
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """An action that does not apply; the shell turns it into a dead letter."""
+    """An action that does not apply; the engine turns it into a dead letter."""
 
     kind: ErrorKind
     reason: str
 
 
 Outcome = tuple[list[LifecycleEvent], CaseState]
-VERBS = {
+
+# ---- the transition table ---------------------------------------------------------------------
+
+VERB_OF: Mapping[str, Verb] = {
     "minhu.case.acknowledged": "acknowledge",
     "minhu.case.resolved": "resolve",
     "minhu.case.verified": "verify",
-    "minhu.case.escalation_requested": "ask to escalate",
+    "minhu.case.escalation_requested": "escalate",
+}
+WORDS: Mapping[Verb, str] = {
+    "acknowledge": "acknowledge",
+    "resolve": "resolve",
+    "verify": "verify",
+    "escalate": "ask to escalate",
+}
+
+# (action, status) -> the status it leads to. Anything else is refused (invalid_transition).
+TRANSITIONS: Mapping[tuple[Verb, Status], Status] = {
+    ("acknowledge", "open"): "acknowledged",
+    ("resolve", "open"): "resolved",  # resolving is an implicit acknowledgement
+    ("resolve", "acknowledged"): "resolved",
+    ("verify", "resolved"): "closed",  # 网格员实地核查: verification closes the case
+    ("escalate", "open"): "open",  # one tier up, open again with fresh clocks
+    ("escalate", "acknowledged"): "open",
 }
 
 
-def _event(cls: Any, type_: str, state: CaseState, at: datetime, data: dict[str, Any]) -> Any:
-    return cls.model_validate(
-        {
-            "specversion": "1.0",
-            "id": f"{state.case_id}/{state.seq + 1}/{type_.rsplit('.', 1)[-1]}",
-            "source": LIFECYCLE_SOURCE,
-            "type": type_,
-            "time": at,
-            "subject": state.case_id,
-            "data": data,
-        }
-    )
+def _assigned(person: Person, state: CaseState, verb: Verb, registry: Registry) -> str | None:
+    if person.unit_id != state.unit_id:
+        return (
+            f"{person.id} ({person.role.value} of {person.unit_id}) "
+            f"may not {WORDS[verb]} {state.case_id}: it is assigned to {state.unit_id}"
+        )
+    return None
 
 
-def _emit(
-    out: list[LifecycleEvent],
-    state: CaseState,
-    cls: Any,
-    type_: str,
-    at: datetime,
-    data: dict[str, Any],
-) -> CaseState:
-    out.append(_event(cls, type_, state, at, data))
-    return state._replace(seq=state.seq + 1)
+def _grid_worker_of_place(
+    person: Person, state: CaseState, verb: Verb, registry: Registry
+) -> str | None:
+    if person.role is not Role.GRID_WORKER:
+        return f"only a grid worker (网格员) may verify; {person.id} is a {person.role.value}"
+    home = registry.units[person.unit_id]
+    if (state.grid_id is not None and home.id != state.grid_id) or (
+        state.grid_id is None and state.community_id not in (None, home.community_id)
+    ):
+        return (
+            f"{person.id} is a grid worker of {home.id}, not of the place of "
+            f"{state.case_id} ({state.grid_id or state.community_id})"
+        )
+    return None
+
+
+Guard = Callable[[Person, CaseState, Verb, Registry], str | None]
+# Who may do each action: a guard returns the reason for refusing (unauthorized), or None.
+GUARDS: Mapping[Verb, Guard] = {
+    "acknowledge": _assigned,
+    "resolve": _assigned,
+    "verify": _grid_worker_of_place,
+    "escalate": _assigned,
+}
+
+
+def _not_allowed(verb: Verb, state: CaseState) -> str:
+    if verb == "verify":
+        return f"cannot verify {state.case_id}: it is {state.status}, not resolved"
+    return f"cannot {'escalate' if verb == 'escalate' else verb} {state.case_id}: it is already {state.status}"
+
+
+# ---- typed event constructors ---------------------------------------------------------------
+
+
+class _Emitter:
+    """Numbers a case's events (`<case>/<n>/<kind>`): ids are stable across runs and drivers."""
+
+    def __init__(self, state: CaseState) -> None:
+        self.state = state
+        self.out: list[LifecycleEvent] = []
+
+    def _next(self, kind: str) -> tuple[str, CaseState]:
+        s = self.state
+        self.state = s._replace(seq=s.seq + 1)
+        return f"{s.case_id}/{s.seq + 1}/{kind}", self.state
+
+    def updated(self, at: datetime, data: CaseUpdatedData) -> None:
+        eid, s = self._next("updated")
+        self.out.append(
+            CaseUpdated.model_construct(
+                specversion="1.0",
+                id=eid,
+                source=LIFECYCLE_SOURCE,
+                type=CASE_UPDATED,
+                time=at,
+                subject=s.case_id,
+                datacontenttype="application/json",
+                data=data,
+            )
+        )
+
+    def escalated(self, at: datetime, data: CaseEscalatedData) -> None:
+        eid, s = self._next("escalated")
+        self.out.append(
+            CaseEscalated.model_construct(
+                specversion="1.0",
+                id=eid,
+                source=LIFECYCLE_SOURCE,
+                type=CASE_ESCALATED,
+                time=at,
+                subject=s.case_id,
+                datacontenttype="application/json",
+                data=data,
+            )
+        )
+
+    def closed(self, at: datetime, data: CaseClosedData) -> None:
+        eid, s = self._next("closed")
+        self.out.append(
+            CaseClosed.model_construct(
+                specversion="1.0",
+                id=eid,
+                source=LIFECYCLE_SOURCE,
+                type=CASE_CLOSED,
+                time=at,
+                subject=s.case_id,
+                datacontenttype="application/json",
+                data=data,
+            )
+        )
+
+    def reopened(self, at: datetime, data: CaseReopenedData) -> None:
+        eid, s = self._next("reopened")
+        self.out.append(
+            CaseReopened.model_construct(
+                specversion="1.0",
+                id=eid,
+                source=LIFECYCLE_SOURCE,
+                type=CASE_REOPENED,
+                time=at,
+                subject=s.case_id,
+                datacontenttype="application/json",
+                data=data,
+            )
+        )
+
+    def rating_requested(self, at: datetime, data: RatingRequestedData) -> None:
+        eid, s = self._next("requested")
+        self.out.append(
+            RatingRequested.model_construct(
+                specversion="1.0",
+                id=eid,
+                source=LIFECYCLE_SOURCE,
+                type=RATING_REQUESTED,
+                time=at,
+                subject=s.case_id,
+                datacontenttype="application/json",
+                data=data,
+            )
+        )
+
+    def rating_recorded(self, at: datetime, data: RatingRecordedData) -> None:
+        eid, s = self._next("recorded")
+        self.out.append(
+            RatingRecorded.model_construct(
+                specversion="1.0",
+                id=eid,
+                source=LIFECYCLE_SOURCE,
+                type=RATING_RECORDED,
+                time=at,
+                subject=s.case_id,
+                datacontenttype="application/json",
+                data=data,
+            )
+        )
+
+    def done(self, state: CaseState) -> Outcome:
+        """The events, and `state` (derived from `self.state`) as the case's new state."""
+        return self.out, state
 
 
 # ---- opening ---------------------------------------------------------------------------------
@@ -136,10 +288,11 @@ def open_case(routed: CaseRouted, registry: Registry) -> Outcome:
     appeals says so with an escalation (reason repeated_appeals), for the escalation funnel."""
     d = routed.data
     at = routed.time
+    closed = d.status == "closed"
     state = CaseState(
         case_id=d.case_id,
         category=d.category,
-        status="closed" if d.status == "closed" else "open",
+        status="closed" if closed else "open",
         opening=1,
         tier=d.tier,
         unit_id=d.unit_id,
@@ -151,14 +304,14 @@ def open_case(routed: CaseRouted, registry: Registry) -> Outcome:
         resolve_by=d.resolve_by,
         caller_id=d.caller.id if d.caller else None,
         seq=1,  # the routed event itself
+        closed_at=at if closed else None,
     )
-    out: list[LifecycleEvent] = []
+    em = _Emitter(state)
     if d.raised_from is not None:
         below = registry.unit_id_at(d.raised_from, d.micro_grid_id, d.grid_id, d.community_id)
         if below is not None and below != d.unit_id:
-            state = _escalated(
-                out,
-                state,
+            _escalated(
+                em,
                 at,
                 "repeated_appeals",
                 d.raised_from,
@@ -170,12 +323,11 @@ def open_case(routed: CaseRouted, registry: Registry) -> Outcome:
                 f"repeated appeals about this place and category: routed to {d.tier.value} "
                 f"instead of {d.raised_from.value}",
             )
-    return out, state
+    return em.done(em.state)
 
 
 def _escalated(
-    out: list[LifecycleEvent],
-    state: CaseState,
+    em: _Emitter,
     at: datetime,
     reason: EscalationReason,
     from_tier: Tier,
@@ -185,28 +337,23 @@ def _escalated(
     resolve_by: datetime | None,
     handoff: bool,
     explanation: str,
-) -> CaseState:
-    """Emit one `minhu.case.escalated`; the state only counts the event."""
-    return _emit(
-        out,
-        state,
-        CaseEscalated,
-        CASE_ESCALATED,
+) -> None:
+    em.escalated(
         at,
-        {
-            "case_id": state.case_id,
-            "reason": reason,
-            "from_tier": from_tier,
-            "from_unit_id": from_unit_id,
-            "to_tier": to.tier,
-            "to_unit_id": to.id,
-            "to_unit_name": to.name,
-            "opening": state.opening,
-            "acknowledge_by": ack_by,
-            "resolve_by": resolve_by,
-            "district_handoff": handoff,
-            "explanation": explanation,
-        },
+        CaseEscalatedData.model_construct(
+            case_id=em.state.case_id,
+            reason=reason,
+            from_tier=from_tier,
+            from_unit_id=from_unit_id,
+            to_tier=to.tier,
+            to_unit_id=to.id,
+            to_unit_name=to.name,
+            opening=em.state.opening,
+            acknowledge_by=ack_by,
+            resolve_by=resolve_by,
+            district_handoff=handoff,
+            explanation=explanation,
+        ),
     )
 
 
@@ -218,11 +365,13 @@ def next_deadline(state: CaseState) -> datetime | None:
     resolve deadline; none once resolved, closed or handed off to the district."""
     if state.handoff or state.status in ("resolved", "closed"):
         return None
-    times = (
-        [state.resolve_by] if state.status == "acknowledged" else [state.ack_by, state.resolve_by]
-    )
-    due = [t for t in times if t is not None]
-    return min(due) if due else None
+    if state.status == "acknowledged":
+        return state.resolve_by
+    if state.ack_by is None:
+        return state.resolve_by
+    if state.resolve_by is None:
+        return state.ack_by
+    return min(state.ack_by, state.resolve_by)
 
 
 def on_deadline(state: CaseState, now: datetime, registry: Registry) -> Outcome:
@@ -244,13 +393,13 @@ def _escalate(
     note: str | None,
 ) -> Outcome:
     """One tier up with fresh clocks; at the street, flag for the district instead."""
-    out: list[LifecycleEvent] = []
     current = registry.units[state.unit_id]
-    why = {
-        "ack_timeout": "not acknowledged in time",
-        "resolve_timeout": "not resolved in time",
-        "requested": f"{current.name} asked to escalate" + (f": {note}" if note else ""),
-    }[reason]
+    if reason == "ack_timeout":
+        why = "not acknowledged in time"
+    elif reason == "resolve_timeout":
+        why = "not resolved in time"
+    else:
+        why = f"{current.name} asked to escalate" + (f": {note}" if note else "")
     handoff = state.tier is Tier.STREET
     target = current if handoff else registry.ancestor(current, state.tier.raised())
     ack_by = at + state.ack_sla if state.ack_sla and not handoff else None
@@ -260,9 +409,9 @@ def _escalate(
         if handoff
         else f"from {current.name} ({state.tier.value}) to {target.name} ({target.tier.value})"
     )
-    state = _escalated(
-        out,
-        state,
+    em = _Emitter(state)
+    _escalated(
+        em,
         at,
         reason,
         state.tier,
@@ -274,15 +423,17 @@ def _escalate(
         f"{why}: {where}",
     )
     if handoff:
-        return out, state._replace(handoff=True)
+        return em.done(em.state._replace(handoff=True))
     asked = (*state.asked, (state.unit_id, target.id)) if reason == "requested" else state.asked
-    return out, state._replace(
-        status="open",
-        tier=target.tier,
-        unit_id=target.id,
-        ack_by=ack_by,
-        resolve_by=resolve_by,
-        asked=asked,
+    return em.done(
+        em.state._replace(
+            status="open",
+            tier=target.tier,
+            unit_id=target.id,
+            ack_by=ack_by,
+            resolve_by=resolve_by,
+            asked=asked,
+        )
     )
 
 
@@ -298,136 +449,85 @@ def apply_action(
     person = registry.people.get(d.actor_id)
     if person is None:
         return Refusal("unauthorized", f"unknown actor '{d.actor_id}': not in the registry")
-    verb = VERBS[action.type]
-    if isinstance(action, CaseVerified):
-        if person.role is not Role.GRID_WORKER:
-            return Refusal(
-                "unauthorized",
-                f"only a grid worker (网格员) may verify; {d.actor_id} is a {person.role.value}",
-            )
-        home = registry.units[person.unit_id]
-        if (state.grid_id is not None and home.id != state.grid_id) or (
-            state.grid_id is None and state.community_id not in (None, home.community_id)
-        ):
-            return Refusal(
-                "unauthorized",
-                f"{d.actor_id} is a grid worker of {home.id}, not of "
-                f"the place of {state.case_id} ({state.grid_id or state.community_id})",
-            )
-        if state.status != "resolved":
+    verb = VERB_OF[action.type]
+    refused = GUARDS[verb](person, state, verb, registry)
+    if refused is not None:
+        return Refusal("unauthorized", refused)
+    after = TRANSITIONS.get((verb, state.status))
+    if after is None:
+        return Refusal("invalid_transition", _not_allowed(verb, state))
+    if verb == "escalate":
+        if state.handoff:
             return Refusal(
                 "invalid_transition",
-                f"cannot verify {state.case_id}: it is {state.status}, not resolved",
+                f"{state.case_id} is already flagged for hand-off to the district",
             )
-        out: list[LifecycleEvent] = []
-        s = _emit(
-            out,
-            state,
-            CaseClosed,
-            CASE_CLOSED,
+        return _escalate(state, "requested", at, registry, d.note)
+    if verb == "verify":
+        em = _Emitter(state)
+        em.closed(
             at,
-            {
-                "case_id": state.case_id,
-                "tier": state.tier,
-                "unit_id": state.unit_id,
-                "opening": state.opening,
-                "category": state.category,
-                "resolved_by": state.resolved_by,
-                "verified_by": d.actor_id,
-                "note": d.note,
-            },
+            CaseClosedData.model_construct(
+                case_id=state.case_id,
+                tier=state.tier,
+                unit_id=state.unit_id,
+                opening=state.opening,
+                category=state.category,
+                resolved_by=state.resolved_by,
+                verified_by=d.actor_id,
+                note=d.note,
+            ),
         )
-        return _request_ratings(out, s._replace(status="closed"), at, registry, rules)
-
-    if person.unit_id != state.unit_id:
-        return Refusal(
-            "unauthorized",
-            f"{d.actor_id} ({person.role.value} of {person.unit_id}) "
-            f"may not {verb} {state.case_id}: it is assigned to {state.unit_id}",
-        )
-    if isinstance(action, CaseAcknowledged):
-        if state.status != "open":
-            return Refusal(
-                "invalid_transition",
-                f"cannot acknowledge {state.case_id}: it is already {state.status}",
-            )
-        return _updated(state, "acknowledged", d.actor_id, at, d.note, state.ack_by)
-    if isinstance(action, CaseResolved):
-        if state.status not in ("open", "acknowledged"):
-            return Refusal(
-                "invalid_transition",
-                f"cannot resolve {state.case_id}: it is already {state.status}",
-            )
-        return _updated(state, "resolved", d.actor_id, at, d.note, state.resolve_by)
-    # escalation requested (网格内解决不了的提交街道)
-    if state.status not in ("open", "acknowledged"):
-        return Refusal(
-            "invalid_transition", f"cannot escalate {state.case_id}: it is already {state.status}"
-        )
-    if state.handoff:
-        return Refusal(
-            "invalid_transition", f"{state.case_id} is already flagged for hand-off to the district"
-        )
-    return _escalate(state, "requested", at, registry, d.note)
-
-
-def _updated(
-    state: CaseState,
-    status: Literal["acknowledged", "resolved"],
-    actor: str,
-    at: datetime,
-    note: str | None,
-    deadline: datetime | None,
-) -> Outcome:
-    out: list[LifecycleEvent] = []
-    s = _emit(
-        out,
-        state,
-        CaseUpdated,
-        CASE_UPDATED,
-        at,
-        {
-            "case_id": state.case_id,
-            "status": status,
-            "actor_id": actor,
-            "tier": state.tier,
-            "unit_id": state.unit_id,
-            "opening": state.opening,
-            "note": note,
-            "within_sla": deadline is None or at <= deadline,
-        },
+        _request_ratings(em, at, registry, rules)
+        return em.done(em.state._replace(status="closed", closed_at=at))
+    deadline = state.ack_by if verb == "acknowledge" else state.resolve_by
+    status: Literal["acknowledged", "resolved"] = (
+        "acknowledged" if after == "acknowledged" else "resolved"
     )
-    return out, s._replace(status=status, resolved_by=actor if status == "resolved" else None)
+    em = _Emitter(state)
+    em.updated(
+        at,
+        CaseUpdatedData.model_construct(
+            case_id=state.case_id,
+            status=status,
+            actor_id=d.actor_id,
+            tier=state.tier,
+            unit_id=state.unit_id,
+            opening=state.opening,
+            note=d.note,
+            within_sla=deadline is None or at <= deadline,
+        ),
+    )
+    return em.done(
+        em.state._replace(
+            status=after, resolved_by=d.actor_id if status == "resolved" else None
+        )
+    )
 
 
-def _request_ratings(
-    out: list[LifecycleEvent], state: CaseState, at: datetime, registry: Registry, rules: Rules
-) -> Outcome:
+def _request_ratings(em: _Emitter, at: datetime, registry: Registry, rules: Rules) -> None:
     """谁呼谁评、谁应谁评, 下评上: the caller rates the unit that handled the case; each unit
     that asked to escalate rates the unit above that answered."""
+    state = em.state
     pending: list[PendingRating] = []
     if state.caller_id is not None:
         pending.append(PendingRating(state.caller_id, "caller", state.unit_id, state.tier))
     for lower, upper in state.asked:
         pending.append(PendingRating(lower, "unit", upper, registry.units[upper].tier))
     for p in pending:
-        state = _emit(
-            out,
-            state,
-            RatingRequested,
-            RATING_REQUESTED,
+        em.rating_requested(
             at,
-            {
-                "case_id": state.case_id,
-                "opening": state.opening,
-                "rater_id": p.rater_id,
-                "rater_kind": p.rater_kind,
-                "ratee_unit_id": p.ratee_unit_id,
-                "ratee_tier": p.ratee_tier,
-                "due_by": at + rules.rating_due,
-            },
+            RatingRequestedData.model_construct(
+                case_id=state.case_id,
+                opening=state.opening,
+                rater_id=p.rater_id,
+                rater_kind=p.rater_kind,
+                ratee_unit_id=p.ratee_unit_id,
+                ratee_tier=p.ratee_tier,
+                due_by=at + rules.rating_due,
+            ),
         )
-    return out, state._replace(pending=tuple(pending), rated=())
+    em.state = em.state._replace(pending=tuple(pending), rated=())
 
 
 def rate(rating: RatingSubmitted, state: CaseState, registry: Registry) -> Outcome | Refusal:
@@ -461,42 +561,38 @@ def rate(rating: RatingSubmitted, state: CaseState, registry: Registry) -> Outco
                 "unauthorized",
                 f"{d.actor_id} is not a person of {d.rater_id}, so may not rate for it",
             )
-    out: list[LifecycleEvent] = []
-    s = _emit(
-        out,
-        state,
-        RatingRecorded,
-        RATING_RECORDED,
+    em = _Emitter(state)
+    em.rating_recorded(
         at,
-        {
-            "case_id": state.case_id,
-            "opening": state.opening,
-            "rater_id": d.rater_id,
-            "rater_kind": wanted.rater_kind,
-            "actor_id": d.actor_id,
-            "ratee_unit_id": wanted.ratee_unit_id,
-            "ratee_tier": wanted.ratee_tier,
-            "category": state.category,
-            "verdict": d.verdict,
-            "score": d.score,
-            "comment": d.comment,
-        },
+        RatingRecordedData.model_construct(
+            case_id=state.case_id,
+            opening=state.opening,
+            rater_id=d.rater_id,
+            rater_kind=wanted.rater_kind,
+            actor_id=d.actor_id,
+            ratee_unit_id=wanted.ratee_unit_id,
+            ratee_tier=wanted.ratee_tier,
+            category=state.category,
+            verdict=d.verdict,
+            score=d.score,
+            comment=d.comment,
+        ),
     )
-    s = s._replace(rated=(*s.rated, d.rater_id))
+    em.state = em.state._replace(rated=(*em.state.rated, d.rater_id))
     if wanted.rater_kind == "caller" and d.verdict == "dissatisfied":
-        more, s = _reopen(s, "dissatisfied", at, registry)
-        out.extend(more)
-    return out, s
+        _reopen(em, "dissatisfied", at, registry)
+    return em.done(em.state)
 
 
 def _reopen(
-    state: CaseState,
+    em: _Emitter,
     reason: Literal["dissatisfied", "alarm_recurred"],
     at: datetime,
     registry: Registry,
-) -> Outcome:
+) -> None:
     """A new opening: one tier up for a dissatisfied caller (at the street: the street again,
     flagged for the district); the same unit when an alarm recurs."""
+    state = em.state
     current = registry.units[state.unit_id]
     handoff = False
     if reason == "dissatisfied" and state.tier is not Tier.STREET:
@@ -511,30 +607,25 @@ def _reopen(
         if reason == "dissatisfied"
         else "the alarm went off again after the case was closed"
     )
-    out: list[LifecycleEvent] = []
-    s = _emit(
-        out,
-        state,
-        CaseReopened,
-        CASE_REOPENED,
+    em.reopened(
         at,
-        {
-            "case_id": state.case_id,
-            "reason": reason,
-            "opening": state.opening + 1,
-            "from_tier": state.tier,
-            "from_unit_id": state.unit_id,
-            "tier": target.tier,
-            "unit_id": target.id,
-            "unit_name": target.name,
-            "acknowledge_by": ack_by,
-            "resolve_by": resolve_by,
-            "district_handoff": handoff,
-            "explanation": f"{why}: reopened at {target.name} ({target.tier.value})"
+        CaseReopenedData.model_construct(
+            case_id=state.case_id,
+            reason=reason,
+            opening=state.opening + 1,
+            from_tier=state.tier,
+            from_unit_id=state.unit_id,
+            tier=target.tier,
+            unit_id=target.id,
+            unit_name=target.name,
+            acknowledge_by=ack_by,
+            resolve_by=resolve_by,
+            district_handoff=handoff,
+            explanation=f"{why}: reopened at {target.name} ({target.tier.value})"
             + ("; at the street already, flagged for hand-off to the district" if handoff else ""),
-        },
+        ),
     )
-    return out, s._replace(
+    em.state = em.state._replace(
         status="open",
         opening=state.opening + 1,
         tier=target.tier,
@@ -546,6 +637,7 @@ def _reopen(
         pending=(),
         rated=(),
         handoff=handoff,
+        closed_at=None,
     )
 
 
@@ -553,71 +645,16 @@ def attach(attached: CaseAttached, state: CaseState, registry: Registry) -> Outc
     """A storm alarm attached to this case: if it was closed, the danger is back, so reopen."""
     if state.status != "closed":
         return [], state
-    return _reopen(state, "alarm_recurred", attached.time, registry)
+    em = _Emitter(state)
+    _reopen(em, "alarm_recurred", attached.time, registry)
+    return em.done(em.state)
 
 
-# ---- snapshots -------------------------------------------------------------------------------
-
-
-def state_to_json(state: CaseState) -> dict[str, Any]:
-    """A JSON-able snapshot, for a shell that persists case states (the ledger, a Faust table)."""
-
-    def t(x: datetime | None) -> str | None:
-        return x.isoformat() if x else None
-
-    def d(x: timedelta | None) -> float | None:
-        return x.total_seconds() if x is not None else None
-
-    return {
-        "case_id": state.case_id,
-        "category": state.category,
-        "status": state.status,
-        "opening": state.opening,
-        "tier": state.tier.value,
-        "unit_id": state.unit_id,
-        "community_id": state.community_id,
-        "grid_id": state.grid_id,
-        "ack_sla": d(state.ack_sla),
-        "resolve_sla": d(state.resolve_sla),
-        "ack_by": t(state.ack_by),
-        "resolve_by": t(state.resolve_by),
-        "caller_id": state.caller_id,
-        "resolved_by": state.resolved_by,
-        "asked": [list(a) for a in state.asked],
-        "pending": [
-            [p.rater_id, p.rater_kind, p.ratee_unit_id, p.ratee_tier.value] for p in state.pending
-        ],
-        "rated": list(state.rated),
-        "handoff": state.handoff,
-        "seq": state.seq,
-    }
-
-
-def state_from_json(doc: dict[str, Any]) -> CaseState:
-    def t(x: str | None) -> datetime | None:
-        return datetime.fromisoformat(x) if x else None
-
-    def d(x: float | None) -> timedelta | None:
-        return timedelta(seconds=x) if x is not None else None
-
-    return CaseState(
-        case_id=doc["case_id"],
-        category=doc["category"],
-        status=doc["status"],
-        opening=doc["opening"],
-        tier=Tier(doc["tier"]),
-        unit_id=doc["unit_id"],
-        community_id=doc["community_id"],
-        grid_id=doc["grid_id"],
-        ack_sla=d(doc["ack_sla"]),
-        resolve_sla=d(doc["resolve_sla"]),
-        ack_by=t(doc["ack_by"]),
-        resolve_by=t(doc["resolve_by"]),
-        caller_id=doc["caller_id"],
-        resolved_by=doc["resolved_by"],
-        asked=tuple((a, b) for a, b in doc["asked"]),
-        pending=tuple(PendingRating(r, k, u, Tier(tr)) for r, k, u, tr in doc["pending"]),
-        rated=tuple(doc["rated"]),
-        handoff=doc["handoff"],
-        seq=doc["seq"],
+def forgettable(state: CaseState, now: datetime, rules: Rules) -> bool:
+    """A closed case whose rating window has passed: the engine may forget it (the ledger
+    keeps it)."""
+    return (
+        state.status == "closed"
+        and state.closed_at is not None
+        and now > state.closed_at + rules.rating_due
     )

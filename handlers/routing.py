@@ -1,28 +1,22 @@
 """Tagging and routing: the decisions at the heart of minhu, as pure functions.
 
-Two steps, so that each shell can keep state where it belongs:
+Two steps, which the engine (`handlers/engine.py`) runs in order:
 
-- `assess(event, rules, registry)` is stateless: it finds the place, the category, the severity
-  and the dedup key, or rejects the event (an unknown sensor). Any worker can run it.
-- `route(assessment, state, rules, registry)` is stateful per dedup key: it applies the route,
-  the repeat rule, the ceilings and the storm rule, and returns the events to emit with the new
-  `KeyState` for that key. A shell keeps one `KeyState` per dedup key (a dict in the embedded
-  runner, a table partitioned by the key on Kafka).
-
-Example:
-    a = assess(event, rules, registry)
-    if isinstance(a, EventRejected): emit(a)
-    else: emits, states[a.dedup_key] = route(a, states.get(a.dedup_key), rules, registry)
+- `assess(event, rules, registry)` is stateless: it finds the place, the category, the severity,
+  the dedup key and the shard, or rejects the event (an unknown sensor).
+- `route(assessment, state, rules, registry, case_id)` is stateful per dedup key: it applies the
+  route, the repeat rule, the ceilings and the storm rule, and returns the event to emit with
+  the new `KeyState` for that key.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from handlers.intake import identity, rejection
+from handlers.ids import bucket_key
+from handlers.intake import rejection
 from handlers.locate import Located, at_building, locate
 from handlers.privacy import mask_name, mask_phone
 from handlers.registry import Registry, Unit
@@ -58,6 +52,11 @@ class Assessment:
     caller: dict[str, Any] | None  # a MaskedCaller: name and phone already masked
     household: str | None
     summary: str
+    shard: str  # the unit whose shard holds this event's state (handlers/ids.py)
+
+    @property
+    def bucket(self) -> str:
+        return bucket_key(self.shard, self.dedup_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,44 +77,6 @@ class KeyState:
 
     recent: tuple[datetime, ...] = ()
     storm: Storm | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "recent": [t.isoformat() for t in self.recent],
-            "storm": None
-            if self.storm is None
-            else {
-                "case_id": self.storm.case_id,
-                "tier": self.storm.tier.value,
-                "unit_id": self.storm.unit_id,
-                "rule_id": self.storm.rule_id,
-                "last": self.storm.last.isoformat(),
-                "count": self.storm.count,
-            },
-        }
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> KeyState:
-        s = doc.get("storm")
-        return cls(
-            recent=tuple(datetime.fromisoformat(t) for t in doc.get("recent", [])),
-            storm=None
-            if s is None
-            else Storm(
-                s["case_id"],
-                Tier(s["tier"]),
-                s["unit_id"],
-                s["rule_id"],
-                datetime.fromisoformat(s["last"]),
-                int(s["count"]),
-            ),
-        )
-
-
-def case_id_for(event: CloudEvent) -> str:
-    """A case id derived from the event's identity: the same on every worker and every replay."""
-    digest = hashlib.blake2b(identity(event.source, event.id).encode(), digest_size=8)
-    return f"case-{digest.hexdigest()}"
 
 
 def _origin(event: CloudEvent) -> dict[str, Any]:
@@ -194,6 +155,7 @@ def assess(
         caller,
         event.data.location.household,
         text[:SUMMARY_CHARS],
+        located.grid_id or located.community_id or registry.street.id,
     )
 
 
@@ -263,6 +225,7 @@ def _assess_alarm(
         caller,
         sensor.household,
         summary,
+        located.grid_id or located.community_id or registry.street.id,
     )
 
 
@@ -270,9 +233,10 @@ def _assess_alarm(
 
 
 def route(
-    a: Assessment, state: KeyState | None, rules: Rules, registry: Registry
-) -> tuple[list[CaseRouted | CaseAttached], KeyState]:
-    """Decide one assessed event: attach it to a storm, or open a routed case."""
+    a: Assessment, state: KeyState | None, rules: Rules, registry: Registry, case_id: str
+) -> tuple[CaseRouted | CaseAttached, KeyState]:
+    """Decide one assessed event: attach it to a storm, or open a routed case (`case_id`, which
+    the engine derives from the event's bucket and identity)."""
     state = state or KeyState()
     event, facts = a.event, a.facts
     now = event.time
@@ -307,7 +271,7 @@ def route(
                 }
             )
             new_storm = replace(s, last=max(now, s.last), count=n)
-            return [attached], replace(state, storm=new_storm)
+            return attached, replace(state, storm=new_storm)
 
     why = list(a.notes)
     tags = [a.kind, facts.category]
@@ -371,7 +335,7 @@ def route(
     if a.located.note:
         why.insert(0, a.located.note)
 
-    cid = case_id_for(event)
+    cid = case_id
     # One validation of the whole nested document: cheaper than constructing each model, and
     # it checks what the core builds against the wire contract.
     routed = CaseRouted.model_validate(
@@ -414,7 +378,7 @@ def route(
     storm = state.storm
     if storm_rule is not None and not close:
         storm = Storm(cid, tier, unit.id, rule_id, now, 1)
-    return [routed], KeyState(recent, storm)
+    return routed, KeyState(recent, storm)
 
 
 def _owner(located: Located, tier: Tier, rt: Route | None, registry: Registry) -> tuple[Unit, str]:
@@ -462,4 +426,4 @@ def _fmt(td: timedelta) -> str:
     return f"{secs}s"
 
 
-__all__ = ["Assessment", "KeyState", "assess", "case_id_for", "route"]
+__all__ = ["Assessment", "KeyState", "Storm", "assess", "route"]

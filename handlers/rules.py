@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -115,12 +116,17 @@ class LifecycleSpec(_Spec):
     rating_due: Duration = parse_duration("7d")
 
 
+class MemorySpec(_Spec):
+    identities: Duration = parse_duration("7d")
+
+
 class RulesSpec(_Spec):
     version: Literal[1]
     ceilings: dict[Severity, Tier]
     default_sla: SlaSpec
     location: LocationSpec = LocationSpec()
     lifecycle: LifecycleSpec = LifecycleSpec()
+    memory: MemorySpec = MemorySpec()
     fallback_category: str
     categories: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], CategorySpec]
     alarm_types: dict[AlarmType, AlarmTypeSpec]
@@ -223,6 +229,7 @@ class Rules:
     default_sla: Sla
     max_distance_m: float
     rating_due: timedelta
+    identity_memory: timedelta
     fallback_category: str
     categories: Mapping[str, Category]
     alarm_types: Mapping[AlarmType, tuple[str, Severity]]
@@ -234,6 +241,14 @@ class Rules:
     _category_order: Mapping[str, int]
     _severity_re: re.Pattern[str] | None
     _severity_of_word: Mapping[str, Severity]
+
+    @cached_property
+    def longest_repeat_window(self) -> timedelta:
+        return max((r.window for r in self.repeats), default=timedelta(0))
+
+    @cached_property
+    def longest_storm_window(self) -> timedelta:
+        return max((r.window for r in self.storms), default=timedelta(0))
 
     def derive_category(self, text: str) -> tuple[str, tuple[str, ...]]:
         """The category whose keywords appear most often in `text`, and the words that hit."""
@@ -408,6 +423,7 @@ def compile_rules(raw: Any, source: str = "rules", registry: Registry | None = N
         default_sla=Sla(spec.default_sla.acknowledge, spec.default_sla.resolve),
         max_distance_m=spec.location.max_distance_m,
         rating_due=spec.lifecycle.rating_due,
+        identity_memory=spec.memory.identities,
         fallback_category=spec.fallback_category,
         categories=categories,
         alarm_types={at: (a.category, a.severity) for at, a in spec.alarm_types.items()},

@@ -29,9 +29,9 @@ from handlers.registry import Registry
 from handlers.rules import Rules
 from schemas import CloudEvent, Tier
 from streams.config import default_registry_path, default_rules_path, load_registry, load_rules
-from streams.embedded import EmbeddedRunner
-from streams.ledger import Base, Ledger, ledger_case_events
-from streams.summary import CaseStats, print_lives, print_rates, print_summary
+from streams.drivers.embedded import EmbeddedRunner
+from streams.drivers.ledger import Base, Ledger, ledger_case_events
+from streams.analysis.summary import CaseStats, print_lives, print_rates, print_summary
 from streams.topics import DEFAULT_PREFIX, Record, Topics
 
 DEMO_LEDGER = "sqlite:///minhu-demo.db"
@@ -101,7 +101,7 @@ def cmd_route(args: argparse.Namespace) -> int:
                 if line.strip():
                     runner.feed(line.rstrip(b"\r\n"), name, n)
             if args.until is not None:
-                runner.advance(args.until)
+                runner.finish(args.until)
         finally:
             if src is not sys.stdin.buffer:
                 src.close()
@@ -114,7 +114,7 @@ def cmd_route(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from streams.demo import run_demo
+    from streams.simulation.demo import run_demo
 
     console = Console()
     _setup_logging(args.log)
@@ -180,7 +180,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 0
     print_rates(console, events, as_of, args.by)
     if args.out:
-        from streams.report import write_report
+        from streams.analysis.report import write_report
 
         page = write_report(
             events,
@@ -219,7 +219,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     logging.getLogger("minhu.auth").disabled = True  # the demo history's refusals: not news here
     rules, registry = _load(args)
     if args.target == "kafka":
-        from streams.kafka.bench import latency, throughput
+        from streams.bench.kafka import latency, throughput
 
         s = _worker_settings(args)
         result = {
@@ -231,11 +231,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
             ),
         }
     elif args.target == "replay":
-        from streams.bench import replay_bench
+        from streams.bench.core import replay_bench
 
         result = replay_bench(rules, registry, args.events or 20_000)
     else:
-        from streams.bench import run_bench
+        from streams.bench.core import run_bench
 
         result = run_bench(rules, registry, args.events or 200_000, args.ledger_events)
     print(json.dumps(result, indent=2))
@@ -294,7 +294,7 @@ def cmd_lives(args: argparse.Namespace) -> int:
 
 
 def _kafka_args(p: argparse.ArgumentParser) -> None:
-    from streams.kafka.settings import WorkerSettings
+    from streams.drivers.kafka.settings import WorkerSettings
 
     fields = WorkerSettings.model_fields
     p.add_argument("--broker", help=f"{fields['broker'].description} (env MINHU_BROKER)")
@@ -310,14 +310,14 @@ def _arg_type(annotation: Any) -> Any:
 
 
 def _worker_settings(args: argparse.Namespace) -> Any:
-    from streams.kafka.settings import WorkerSettings, settings_from
+    from streams.drivers.kafka.settings import WorkerSettings, settings_from
 
     overrides = {k: getattr(args, k, None) for k in WorkerSettings.model_fields}
     return settings_from(overrides)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from streams.kafka.worker import run_worker
+    from streams.drivers.kafka.worker import run_worker
 
     settings = _worker_settings(args)
     rules, registry = _load(args)
@@ -326,7 +326,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_topics_create(args: argparse.Namespace) -> int:
-    from streams.kafka.admin import create_topics, plan
+    from streams.drivers.kafka.admin import create_topics, plan
 
     s = _worker_settings(args)
     plans = plan(
@@ -340,7 +340,7 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from streams.kafka.publisher import Publisher
+    from streams.drivers.kafka.publisher import Publisher
 
     s = _worker_settings(args)
     src = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")  # noqa: SIM115
@@ -366,7 +366,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
-    from streams.kafka.consumer import follow, run
+    from streams.drivers.kafka.consumer import follow, run
 
     s = _worker_settings(args)
     stream = follow(
@@ -389,7 +389,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from streams import replay as rp
+    from streams.analysis import replay as rp
 
     console = Console(stderr=True)
     logging.getLogger("minhu.auth").disabled = True  # replayed actions refused under new rules
@@ -418,7 +418,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             def advance(n: int, task: Any = task) -> None:
                 progress.advance(task, n)
 
-            done[name] = rp.run(lines, rules, registry, name, args.until, advance)
+            done[name] = rp.run(lines, rules, registry, args.until, advance)
     cand, base = done["candidate"], done.get("baseline")
     events = cand.events
     as_of = args.until or max((e.time for e in events), default=datetime.now().astimezone())
@@ -468,7 +468,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from streams.export import export
+    from streams.analysis.export import export
 
     formats = ("parquet", "csv") if args.format == "both" else (args.format,)
     for path in export(args.ledger, Path(args.out), formats):
@@ -596,7 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--case", action="append", help="only this case id (repeatable)")
     lv.set_defaults(func=cmd_lives)
 
-    from streams.kafka.settings import WorkerSettings
+    from streams.drivers.kafka.settings import WorkerSettings
 
     fields = WorkerSettings.model_fields
     wk = sub.add_parser("worker", help="run a Faust worker on Kafka (the distributed engine)")

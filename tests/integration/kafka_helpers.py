@@ -20,7 +20,7 @@ from kafka import KafkaConsumer
 
 from handlers.registry import Registry
 from handlers.rules import Rules
-from streams.embedded import EmbeddedRunner
+from streams.drivers.embedded import EmbeddedRunner
 from streams.topics import Record, Topics
 
 

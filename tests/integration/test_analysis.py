@@ -14,12 +14,12 @@ import yaml
 from handlers.rates import three_rates
 from handlers.registry import Registry
 from handlers.rules import Rules, compile_rules
-from streams import replay as rp
+from streams.analysis import replay as rp
 from streams.config import default_rules_path, read_yaml
-from streams.demo import demo_until, run_demo
-from streams.embedded import EmbeddedRunner
-from streams.export import ledger_tables
-from streams.ledger import Ledger, ledger_case_events
+from streams.simulation.demo import demo_until, run_demo
+from streams.drivers.embedded import EmbeddedRunner
+from streams.analysis.export import ledger_tables
+from streams.drivers.ledger import Ledger, ledger_case_events
 from streams.topics import Record
 
 UNTIL = demo_until()
@@ -79,8 +79,8 @@ def test_moving_one_category_changes_exactly_its_cases(
 ) -> None:
     candidate = compile_rules(read_yaml(candidate_moving_noise(tmp_path)), "candidate", registry)
     lines = rp.from_file(history, None, None)
-    base = rp.run(lines, rules, registry, "baseline", UNTIL)
-    cand = rp.run(lines, candidate, registry, "candidate", UNTIL)
+    base = rp.run(lines, rules, registry, UNTIL)
+    cand = rp.run(lines, candidate, registry, UNTIL)
     result = rp.compare(cand, base, UNTIL)
     moved = {
         c.case_id
@@ -154,8 +154,8 @@ def test_report_renders_and_matches_the_ledger(
         if row.satisfaction_rate is not None:
             assert f"{row.satisfaction_rate:.1%} ({row.satisfied}/{row.rated})" in page
     # The ledger can also be replayed: the same cases as the file.
-    from_ledger = rp.run(rp.from_ledger(url, None, None), rules, registry, "ledger", UNTIL)
-    from_file = rp.run(rp.from_file(history, None, None), rules, registry, "file", UNTIL)
+    from_ledger = rp.run(rp.from_ledger(url, None, None), rules, registry, UNTIL)
+    from_file = rp.run(rp.from_file(history, None, None), rules, registry, UNTIL)
     assert from_ledger.outcomes == from_file.outcomes
 
 

@@ -18,8 +18,8 @@ from sqlalchemy import create_engine, text
 from handlers.registry import Registry
 from handlers.rules import Rules
 from schemas import CaseAttached, EventRejected, Tier
-from streams.kafka.publisher import Publisher
-from streams.synthetic import StreamGenerator
+from streams.drivers.kafka.publisher import Publisher
+from streams.simulation.synthetic import StreamGenerator
 from tests.integration.kafka_helpers import (
     Deployment,
     Worker,
@@ -269,7 +269,7 @@ def test_replay_reads_kafka_by_time_range_without_a_group(
 
     from kafka import KafkaAdminClient
 
-    from streams import replay as rp
+    from streams.analysis import replay as rp
 
     dep = Deployment(broker)
     dep.create_topics()
@@ -289,10 +289,10 @@ def test_replay_reads_kafka_by_time_range_without_a_group(
     assert sorted(got) == sorted(x.encode() for x in expected)
     assert {g["group_id"] for g in admin.list_groups()} == groups_before  # no group at all
     admin.close()
-    run = rp.run(got, rules, registry, "kafka", until + timedelta(days=1))
+    run = rp.run(got, rules, registry, until + timedelta(days=1))
     assert run.tally.cases > 0 and run.tally.balanced
     # …and the report charts it.
-    from streams.report import write_report
+    from streams.analysis.report import write_report
 
     page = write_report(run.events, registry, until, tmp_path / "report", "from Kafka")
     assert page.exists() and len(list((tmp_path / "report").glob("*.png"))) == 7

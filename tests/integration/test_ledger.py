@@ -3,39 +3,57 @@ that server is unreachable)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
 from sqlalchemy import func, select
 
 from handlers.registry import Registry
 from handlers.rules import Rules
-from streams.embedded import EmbeddedRunner
-from streams.ledger import Case, DeadLetter, IntakeRecord, Ledger, RoutingDecision
-from streams.synthetic import StreamGenerator
+from streams.drivers.embedded import EmbeddedRunner
+from streams.drivers.ledger import (
+    BucketRow,
+    Case,
+    CaseEvent,
+    DeadLetter,
+    IntakeRecord,
+    Ledger,
+    RoutingDecision,
+)
+from streams.simulation.synthetic import StreamGenerator
 from streams.topics import Record
 
+STORY = Path(__file__).resolve().parents[2] / "examples" / "story.jsonl"
 
-def _run(url: str, rules: Rules, registry: Registry, lines: list[str]) -> EmbeddedRunner:
+
+def _run(
+    url: str, rules: Rules, registry: Registry, lines: list[str], source: str = "ledger-test"
+) -> tuple[EmbeddedRunner, list[str]]:
     out: list[Record] = []
-    runner = EmbeddedRunner(rules, registry, out.append, ledger=Ledger(url, batch_size=250))
+    runner = EmbeddedRunner(rules, registry, out.append, ledger=Ledger(url, batch_records=50))
     for n, line in enumerate(lines, start=1):
-        runner.feed(line, "ledger-test", n)
+        runner.feed(line, source, n)
     runner.close()
-    return runner
+    return runner, [r.to_json_line() for r in out]
 
 
 def test_ledger_holds_every_record_and_resumes(
     ledger_url: str, rules: Rules, registry: Registry
 ) -> None:
+    # Ids are remembered for the whole month here, so that the third run below finds them all.
+    rules = replace(rules, identity_memory=timedelta(days=60))
     lines = list(StreamGenerator(registry, seed=11).lines(1200))
-    first = _run(ledger_url, rules, registry, lines)
+    first, first_out = _run(ledger_url, rules, registry, lines)
     t = first.tally
     assert t.balanced
     engine = Ledger(ledger_url).engine
+
+    def count(table: type) -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
     with engine.connect() as conn:
-
-        def count(stmt: object) -> int:
-            return int(conn.execute(stmt).scalar_one())  # type: ignore[call-overload]
-
-        assert count(select(func.count()).select_from(IntakeRecord)) == t.received
         outcomes = dict(
             conn.execute(
                 select(IntakeRecord.outcome, func.count()).group_by(IntakeRecord.outcome)
@@ -47,9 +65,6 @@ def test_ledger_holds_every_record_and_resumes(
             "rejected": t.rejected,
             "duplicate": t.duplicates,
         }
-        assert count(select(func.count()).select_from(Case)) == t.cases
-        assert count(select(func.count()).select_from(DeadLetter)) == t.rejected
-        assert count(select(func.count()).select_from(RoutingDecision)) == t.cases + t.attached
         # The ledger keeps personal data in clear (dispatch records mask it).
         phone = conn.execute(
             select(Case.caller_phone).where(Case.kind == "appeal").limit(1)
@@ -57,34 +72,37 @@ def test_ledger_holds_every_record_and_resumes(
         assert phone is not None and "*" not in phone
         tiers = {r[0] for r in conn.execute(select(Case.tier).distinct())}
         assert tiers == {"micro_grid", "grid", "community", "street"}
-    engine.dispose()
+    assert count(IntakeRecord) == t.received
+    assert count(Case) == t.cases
+    assert count(DeadLetter) == t.rejected
+    assert count(RoutingDecision) == t.cases + t.attached
+    sizes = {table: count(table) for table in (IntakeRecord, CaseEvent, DeadLetter, BucketRow)}
 
-    # A second run over the same input resumes from the ledger: everything is a duplicate,
-    # except the records that never parsed (they have no identity to recognise).
-    second = _run(ledger_url, rules, registry, lines)
+    # The same input again resumes: every record is a replay, re-emitted as it was decided,
+    # and the ledger does not change.
+    second, second_out = _run(ledger_url, rules, registry, lines)
+    assert second_out == first_out
+    assert (second.tally.cases, second.tally.duplicates) == (t.cases, t.duplicates)
+    assert {table: count(table) for table in sizes} == sizes
+
+    # The same events from another file are duplicates, except the records that never parsed
+    # (they have no identity to recognise).
+    third, _ = _run(ledger_url, rules, registry, lines, source="another-file")
     parse_failures = sum(
-        1
-        for k, n in t.by_rejection.items()
-        if k in ("malformed_json", "invalid_event", "unknown_type")
-        for _ in range(n)
+        n for k, n in t.by_rejection.items() if k in ("malformed_json", "invalid_event", "unknown_type")
     )
-    assert second.tally.cases == 0 and second.tally.attached == 0
-    assert second.tally.rejected == parse_failures
-    assert second.tally.duplicates == t.received - parse_failures
+    assert third.tally.cases == 0 and third.tally.attached == 0
+    assert third.tally.rejected == parse_failures
+    assert third.tally.duplicates == t.received - parse_failures
+    engine.dispose()
 
 
 def test_lifecycle_resumes_from_the_ledger(
     ledger_url: str, rules: Rules, registry: Registry
 ) -> None:
-    """The story fed in two runs over one ledger gives the records of one run: case states,
-    routing states and seen ids come back from the ledger."""
-    from pathlib import Path
-
-    story = (
-        (Path(__file__).resolve().parents[2] / "examples" / "story.jsonl")
-        .read_text(encoding="utf-8")
-        .splitlines()
-    )
+    """The story fed in two runs over one ledger gives the records of one run: the buckets
+    (routing state, cases, identities seen) come back from the ledger."""
+    story = STORY.read_text(encoding="utf-8").splitlines()
     whole: list[Record] = []
     one = EmbeddedRunner(rules, registry, whole.append)
     for n, line in enumerate(story, start=1):
@@ -92,10 +110,10 @@ def test_lifecycle_resumes_from_the_ledger(
 
     halves: list[Record] = []
     cut = len(story) // 2
-    for part in (story[:cut], story[cut:]):
+    for start, part in ((0, story[:cut]), (cut, story[cut:])):
         runner = EmbeddedRunner(rules, registry, halves.append, ledger=Ledger(ledger_url))
-        for line in part:
-            runner.feed(line, "story", story.index(line) + 1)
+        for n, line in enumerate(part, start=start + 1):
+            runner.feed(line, "story", n)
         runner.close()
     assert [r.to_json_line() for r in halves] == [r.to_json_line() for r in whole]
 

@@ -1,4 +1,4 @@
-"""Every routing rule, through the pure core (parse → assess → route), with no I/O."""
+"""Every routing rule, through the engine (parse → assess → route), with no I/O."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from handlers.intake import parse_input
+from handlers.engine import Engine
 from handlers.registry import Registry
-from handlers.routing import KeyState, assess, route
 from handlers.rules import Rules
+from handlers.state import DictStore, Position, dump_bucket, load_bucket
 from schemas import AlarmType, CaseAttached, CaseRouted, CloudEvent, EventRejected
 from tests.conftest import EventFactory
 
@@ -18,24 +18,18 @@ T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
 
 class Core:
-    """The pure pipeline with its per-key state in a dict, as a shell would keep it."""
+    """The engine with its buckets in a dict and no clock (no deadline fires): each call
+    returns the record's routing decision, or its dead letter."""
 
     def __init__(self, rules: Rules, registry: Registry) -> None:
-        self.rules, self.registry = rules, registry
-        self.states: dict[str, KeyState] = {}
+        self.store = DictStore()
+        self.engine = Engine(rules, registry, self.store)
+        self.n = 0
 
     def __call__(self, line: str) -> CloudEvent:
-        ev = parse_input(line, "test", 1, T0)
-        if isinstance(ev, EventRejected):
-            return ev
-        a = assess(ev, self.rules, self.registry)
-        if isinstance(a, EventRejected):
-            return a
-        out, self.states[a.dedup_key] = route(
-            a, self.states.get(a.dedup_key), self.rules, self.registry
-        )
-        assert len(out) == 1
-        return out[0]
+        self.n += 1
+        out = self.engine.feed(line, Position("test", self.n), read_at=T0, advance=False)
+        return out.outputs[0]
 
 
 @pytest.fixture()
@@ -212,8 +206,10 @@ def test_dispatch_records_mask_personal_data(core: Core, make: EventFactory) -> 
     assert "138****5678" in text and "王*" in text
 
 
-def test_key_state_round_trips(core: Core, make: EventFactory, registry: Registry) -> None:
+def test_buckets_round_trip(core: Core, make: EventFactory, registry: Registry) -> None:
     sid, gw = sensor_of(registry, "gas_leak")
     core(make.alarm(sid, gw, "gas_leak"))
-    for st in core.states.values():
-        assert KeyState.from_json(st.to_json()) == st
+    core(make.appeal("楼上噪音扰民"))
+    assert len(core.store.buckets) == 2
+    for bucket in core.store.buckets.values():
+        assert load_bucket(dump_bucket(bucket)) == bucket

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from handlers.registry import Registry
 from handlers.rules import Rules
 from schemas import EventRejected
-from streams.embedded import EmbeddedRunner
+from streams.drivers.embedded import EmbeddedRunner
 from streams.topics import Record
 from tests.conftest import EventFactory
 

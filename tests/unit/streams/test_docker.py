@@ -12,8 +12,8 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
-import streams.kafka.metrics  # noqa: F401  (registers the metrics)
-from streams.kafka.settings import ENV_PREFIX, WorkerSettings, settings_from
+import streams.drivers.kafka.metrics  # noqa: F401  (registers the metrics)
+from streams.drivers.kafka.settings import ENV_PREFIX, WorkerSettings, settings_from
 
 DOCKER = Path(__file__).resolve().parents[3] / "docker"
 

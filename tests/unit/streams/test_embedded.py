@@ -6,8 +6,8 @@ import json
 
 from handlers.registry import Registry
 from handlers.rules import Rules
-from streams.embedded import EmbeddedRunner
-from streams.synthetic import StreamGenerator
+from streams.drivers.embedded import EmbeddedRunner
+from streams.simulation.synthetic import StreamGenerator
 from streams.topics import Record, Topics
 
 

@@ -63,7 +63,7 @@ def test_random_interleavings_keep_the_invariants(
         minutes += gap
         case = cases[which]
         w.runner.advance(T0 + timedelta(minutes=minutes), inclusive=False)
-        before = w.runner.cases[case]
+        before = w.runner.case(case)
         dead_before = len(w.dead())
         if verb == "rating":
             w.rate(case, actor, verdict, minutes, actor=rating_actor)
@@ -73,7 +73,7 @@ def test_random_interleavings_keep_the_invariants(
         refused = len(w.dead()) > dead_before
         if refused:
             assert w.dead()[-1][1], "a refusal always says why"
-            assert w.runner.cases[case] == before, "a refused action leaves the case unharmed"
+            assert w.runner.case(case) == before, "a refused action leaves the case unharmed"
     w.runner.advance(T0 + timedelta(days=60))
 
     t = w.runner.tally

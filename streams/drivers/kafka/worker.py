@@ -57,12 +57,12 @@ from schemas import (
     PatrolReported,
 )
 from schemas.lifecycle import CaseEscalated, LifecycleEvent, RatingSubmitted
-from streams.embedded import caller_in_clear
-from streams.kafka import metrics as m
-from streams.kafka.admin import internal_topics
-from streams.kafka.publisher import CE_HEADERS
-from streams.kafka.settings import WorkerSettings
-from streams.ledger import Ledger
+from streams.drivers.embedded import caller_in_clear
+from streams.drivers.kafka import metrics as m
+from streams.drivers.kafka.admin import internal_topics
+from streams.drivers.kafka.publisher import CE_HEADERS
+from streams.drivers.kafka.settings import WorkerSettings
+from streams.drivers.ledger import Ledger
 from streams.topics import Topics
 
 log = logging.getLogger("minhu.worker")

@@ -27,8 +27,8 @@ from handlers.registry import Registry
 from handlers.rules import Rules
 from handlers.whatif import CaseOutcome, case_diffs, outcome_rows, outcomes, rate_deltas
 from schemas import CloudEvent
-from streams.embedded import EmbeddedRunner, Tally
-from streams.export import write_csv
+from streams.drivers.embedded import EmbeddedRunner, Tally
+from streams.analysis.export import write_csv
 from streams.topics import INTAKE_KINDS, Topics
 
 
@@ -61,7 +61,7 @@ def from_file(path: Path, since: datetime | None, until: datetime | None) -> lis
 def from_ledger(url: str, since: datetime | None, until: datetime | None) -> list[str | bytes]:
     from sqlalchemy import select
 
-    from streams.ledger import IntakeRecord, make_engine
+    from streams.drivers.ledger import IntakeRecord, make_engine
 
     engine = make_engine(url)
     try:
@@ -128,7 +128,6 @@ def from_kafka(
 
 @dataclass
 class Run:
-    rules_name: str
     tally: Tally
     events: list[CloudEvent]
     outcomes: dict[str, CaseOutcome]
@@ -139,7 +138,6 @@ def run(
     lines: list[str | bytes],
     rules: Rules,
     registry: Registry,
-    name: str,
     until: datetime | None,
     progress: Callable[[int], None] | None = None,
 ) -> Run:
@@ -159,10 +157,10 @@ def run(
         if progress and n % 1000 == 0:
             progress(1000)
     if until is not None:
-        runner.advance(until)
+        runner.finish(until)
     if progress:
         progress(len(lines) % 1000)
-    return Run(name, runner.tally, events, outcomes(events), time.process_time() - started)
+    return Run(runner.tally, events, outcomes(events), time.process_time() - started)
 
 
 def write_rows(out: Path, name: str, rows: list[dict[str, Any]]) -> None:

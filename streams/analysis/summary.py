@@ -13,9 +13,8 @@ from rich.table import Table
 
 from handlers.rates import GroupBy, three_rates
 from handlers.registry import Registry
-from handlers.routing import Assessment
 from schemas import TIER_ORDER, CaseRouted, CloudEvent
-from streams.embedded import Tally
+from streams.drivers.embedded import Tally
 
 TIER_ZH = {"micro_grid": "微网格", "grid": "网格", "community": "社区", "street": "街道"}
 
@@ -30,7 +29,7 @@ class CaseStats:
         self.tags: Counter[str] = Counter()
         self.closed = 0
 
-    def __call__(self, routed: CaseRouted, _a: Assessment) -> None:
+    def __call__(self, routed: CaseRouted) -> None:
         d = routed.data
         community = d.community_id or "(street triage)"
         self.tier_by_community[community][d.tier.value] += 1

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from streams.ledger import Case, CaseEvent, make_engine
+from streams.drivers.ledger import Case, CaseEvent, make_engine
 
 
 def ledger_tables(url: str) -> dict[str, list[dict[str, Any]]]:

@@ -14,7 +14,7 @@ from typing import Any
 from kafka import KafkaConsumer
 
 from schemas import Tier
-from streams.summary import describe
+from streams.analysis.summary import describe
 from streams.topics import Topics
 
 

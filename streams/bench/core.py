@@ -25,43 +25,28 @@ import time
 from pathlib import Path
 from typing import Any
 
-from handlers.intake import identity, parse_input
+from handlers.engine import EPOCH, Engine
+from handlers.intake import parse_input
 from handlers.registry import Registry
-from handlers.routing import KeyState, assess, route
 from handlers.rules import Rules
-from schemas import CloudEvent, EventRejected
-from streams.demo import demo_until, run_demo
-from streams.embedded import EPOCH, EmbeddedRunner
-from streams.ledger import Ledger
-from streams.synthetic import StreamGenerator
+from handlers.state import DictStore, Position
+from schemas import EventRejected
+from streams.drivers.embedded import EmbeddedRunner
+from streams.simulation.demo import demo_until, run_demo
+from streams.drivers.ledger import Ledger
+from streams.simulation.synthetic import StreamGenerator
 from streams.topics import Record, Topics
 
 
 def _core(lines: list[bytes], rules: Rules, registry: Registry) -> float:
-    """The routing core alone, as a shell would drive it: no lifecycle, no ledger."""
+    """The engine as a driver runs it, without a clock (no deadlines fire) and without a
+    ledger: parse, duplicate check, tag, locate, route, open the case, serialize."""
     out: list[str] = []
     topics = Topics()
-    seen: set[str] = set()
-    states: dict[str, KeyState] = {}
-    watermark = EPOCH
+    engine = Engine(rules, registry, DictStore())
     started = time.process_time()
     for n, line in enumerate(lines):
-        ev = parse_input(line, "bench", n, watermark)
-        if isinstance(ev, EventRejected):
-            emits: list[CloudEvent] = [ev]
-        else:
-            watermark = max(watermark, ev.time)
-            ident = identity(ev.source, ev.id)
-            if ident in seen:
-                continue
-            seen.add(ident)
-            a = assess(ev, rules, registry, "bench", n)  # type: ignore[arg-type]
-            if isinstance(a, EventRejected):
-                emits = [a]
-            else:
-                routed, states[a.dedup_key] = route(a, states.get(a.dedup_key), rules, registry)
-                emits = list(routed)
-        for e in emits:
+        for e in engine.feed(line, Position("bench", n), advance=False).outputs:
             out.extend(rec.to_json_line() for rec in topics.records_for(e))
     return len(lines) / (time.process_time() - started)
 
@@ -88,7 +73,7 @@ def _with_ledger(lines: list[str], rules: Rules, registry: Registry) -> float:
         started = time.process_time()
         for n, line in enumerate(lines):
             runner.feed(line, "bench", n)
-        runner.advance(demo_until())
+        runner.finish(demo_until())
         runner.close()
         return len(lines) / (time.process_time() - started)
 
@@ -128,7 +113,7 @@ def run_bench(
 def replay_bench(rules: Rules, registry: Registry, intake_events: int) -> dict[str, Any]:
     """`minhu replay` from a file: the demo history (intake, actions, ratings) read from disk
     and run through the core with its lifecycle, in event time."""
-    from streams.replay import from_file, run
+    from streams.analysis.replay import from_file, run
 
     history = _demo_history(rules, registry, intake_events)
     with tempfile.TemporaryDirectory() as tmp:
@@ -136,7 +121,7 @@ def replay_bench(rules: Rules, registry: Registry, intake_events: int) -> dict[s
         path.write_text("\n".join(history) + "\n", encoding="utf-8")
         started = time.process_time()
         lines = from_file(path, None, None)
-        result = run(lines, rules, registry, "bench", demo_until())
+        result = run(lines, rules, registry, demo_until())
         seconds = time.process_time() - started
     return {
         "records": len(lines),

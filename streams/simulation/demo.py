@@ -12,8 +12,8 @@ import heapq
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from streams.embedded import EmbeddedRunner
-from streams.synthetic import DEFAULT_START, Responders, StreamGenerator
+from streams.drivers.embedded import EmbeddedRunner
+from streams.simulation.synthetic import DEFAULT_START, Responders, StreamGenerator
 from streams.topics import Record
 
 DAYS = 30

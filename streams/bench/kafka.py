@@ -29,9 +29,9 @@ from kafka import KafkaConsumer, KafkaProducer
 from handlers.registry import Registry
 from handlers.rules import Rules
 from schemas import AlarmType, Tier
-from streams.kafka.admin import TopicPlan, create_topics, plan
-from streams.kafka.publisher import Publisher
-from streams.synthetic import StreamGenerator
+from streams.drivers.kafka.admin import TopicPlan, create_topics, plan
+from streams.drivers.kafka.publisher import Publisher
+from streams.simulation.synthetic import StreamGenerator
 from streams.topics import INTAKE_KINDS, Topics
 
 PASSTHROUGH_OUT = "passthrough.out"
@@ -133,7 +133,7 @@ def throughput(
             "passthrough",
             pass_t,
             f"bench-p-{run}",
-            [sys.executable, "-m", "streams.kafka.bench", "passthrough"],
+            [sys.executable, "-m", "streams.bench.kafka", "passthrough"],
             [pass_t.prefix + PASSTHROUGH_OUT],
         ),
     ):
@@ -294,7 +294,7 @@ def passthrough_main() -> None:
 
     prefix = os.environ["MINHU_TOPIC_PREFIX"]
     topics = Topics(prefix)
-    from streams.kafka.worker import FAUST_TUNING
+    from streams.drivers.kafka.worker import FAUST_TUNING
 
     app = faust.App(
         os.environ["MINHU_APP_ID"],

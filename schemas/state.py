@@ -1,0 +1,80 @@
+"""The engine's state as it is stored: one snapshot per bucket (handlers/state.py).
+
+A bucket holds the routing state of its dedup keys, the cases they opened, and the events
+applied to it. It is the unit the drivers persist: one row of the ledger's `buckets` table,
+one record of the worker's changelog. Personal data: none beyond ids (the caller's id, the
+resolver's and raters' ids) — names and phones stay in the ledger's `cases` table.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from schemas.common import Tier
+
+
+class _Snap(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StormSnapshot(_Snap):
+    case_id: str
+    tier: Tier
+    unit_id: str
+    rule_id: str
+    last: AwareDatetime
+    count: int
+
+
+class KeyStateSnapshot(_Snap):
+    key: str
+    recent: list[AwareDatetime]
+    storm: StormSnapshot | None = None
+
+
+class PendingRatingSnapshot(_Snap):
+    rater_id: str
+    rater_kind: Literal["caller", "unit"]
+    ratee_unit_id: str
+    ratee_tier: Tier
+
+
+class CaseSnapshot(_Snap):
+    case_id: str
+    category: str
+    status: Literal["open", "acknowledged", "resolved", "closed"]
+    opening: int
+    tier: Tier
+    unit_id: str
+    community_id: str | None
+    grid_id: str | None
+    ack_sla_s: float | None
+    resolve_sla_s: float | None
+    ack_by: AwareDatetime | None
+    resolve_by: AwareDatetime | None
+    caller_id: str | None
+    resolved_by: str | None
+    asked: list[tuple[str, str]]
+    pending: list[PendingRatingSnapshot]
+    rated: list[str]
+    handoff: bool
+    seq: int
+    closed_at: AwareDatetime | None
+
+
+class AppliedSnapshot(_Snap):
+    """An event applied to this bucket: its identity, where it was read, and its time."""
+
+    source: str
+    id: str
+    received_from: str
+    position: int | None
+    at: AwareDatetime
+
+
+class BucketSnapshot(_Snap):
+    keys: list[KeyStateSnapshot]
+    cases: list[CaseSnapshot]
+    applied: list[AppliedSnapshot]

@@ -1,0 +1,2 @@
+"""Benchmarks: programs that print figures (`minhu bench`, `minhu bench kafka`, `minhu bench
+replay`), never timed tests."""
