@@ -29,11 +29,12 @@ against each event's own time, so that when a driver sweeps makes no difference 
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from handlers.ids import Identity, bucket_of_case, case_id_for
+from handlers.ids import SHARD_HEX, Identity, bucket_of_case, case_id_for
 from handlers.intake import parse_input, rejection
 from handlers.lifecycle import (
     CaseState,
@@ -99,6 +100,7 @@ class Effects:
     written: dict[str, Bucket | None] = field(default_factory=dict)  # None: deleted
     outcome: Outcome | None = None  # of the record fed; None for a clock step
     refusal: Refusal | None = None  # why an action or rating was refused
+    forward_to: str | None = None  # the shard token of a record this engine does not hold
 
     def extend(self, other: Effects) -> None:
         self.outputs.extend(other.outputs)
@@ -109,12 +111,21 @@ class Engine:
     """One engine per shard set: all of `minhu route`, one partition of a worker."""
 
     def __init__(
-        self, rules: Rules, registry: Registry, store: Store, orphans: str = "orphans"
+        self,
+        rules: Rules,
+        registry: Registry,
+        store: Store,
+        orphans: str = "orphans",
+        holds: Callable[[str], bool] | None = None,
     ) -> None:
+        """`holds(shard token)` says whether this engine holds a shard (one partition of a
+        worker holds some); a record of another shard is handed back with `forward_to` set,
+        undecided. `orphans` names the bucket of records that belong to no case."""
         self.rules = rules
         self.registry = registry
         self.store = store
         self.orphans = orphans
+        self.holds = holds
         self.clock = EPOCH
         self._claims: dict[Identity, Applied] = {}
         self._deadlines: list[tuple[datetime, str]] = []
@@ -309,11 +320,20 @@ class Engine:
             )
             if isinstance(assessed, EventRejected):
                 self._refused(eff, assessed, self.orphans, ident, at, event.time, None)
+            elif not self._holds(assessed.bucket):
+                eff.forward_to = assessed.bucket[:SHARD_HEX]
             else:
                 self._route(eff, assessed, ident, at, payload)
         else:
-            self._case_input(eff, event, ident, at, payload)
+            key = bucket_of_case(event.data.case_id)
+            if key is not None and not self._holds(key):
+                eff.forward_to = key[:SHARD_HEX]
+            else:
+                self._case_input(eff, event, ident, at, payload)
         return eff
+
+    def _holds(self, bucket: str) -> bool:
+        return self.holds is None or self.holds(bucket[:SHARD_HEX])
 
     def _applied(self, bucket: Bucket, ident: Identity, at: Position, t: datetime) -> None:
         applied = Applied(at, t)
@@ -414,6 +434,7 @@ class Engine:
                 event.time,
                 event.id,
                 event.type,
+                ident,
             )
             home = key if key is not None and stored is not None else self.orphans
             self._refused(eff, dead, home, ident, at, event.time, case_id)

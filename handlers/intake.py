@@ -9,6 +9,7 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from handlers.errors import loc_text
+from handlers.ids import Identity, identity_text
 from schemas import (
     EVENT_REJECTED,
     EventRejected,
@@ -103,12 +104,17 @@ def rejection(
     received_at: datetime,
     event_id: str | None,
     event_type: str | None,
+    identity: Identity | None = None,
 ) -> EventRejected:
-    """A dead letter whose id is a digest of where the record came from and what it said."""
-    digest = hashlib.blake2b(
-        f"{received_from}\x1f{position}\x1f{payload}".encode("utf-8", "backslashreplace"),
-        digest_size=10,
-    ).hexdigest()
+    """A dead letter. Its id digests the refused event's identity when it has one (a refused
+    action, an unknown sensor: the same id whichever driver read it, and wherever), else where
+    the record was read and what it said (a record that did not parse)."""
+    seed = (
+        f"{identity_text(identity)}"
+        if identity is not None
+        else f"{received_from}\x1f{position}\x1f{payload}"
+    )
+    digest = hashlib.blake2b(seed.encode("utf-8", "backslashreplace"), digest_size=10).hexdigest()
     return EventRejected.model_construct(
         specversion="1.0",
         id=f"rejected-{digest}",

@@ -499,9 +499,7 @@ def apply_action(
         ),
     )
     return em.done(
-        em.state._replace(
-            status=after, resolved_by=d.actor_id if status == "resolved" else None
-        )
+        em.state._replace(status=after, resolved_by=d.actor_id if status == "resolved" else None)
     )
 
 

@@ -190,6 +190,7 @@ def _assess_alarm(
             event.time,
             event.id,
             event.type,
+            (event.source, event.id),
         )
     located = at_building(
         registry,

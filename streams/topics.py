@@ -6,6 +6,7 @@ With the default prefix `minhu.`:
 |------------------------------|------------------------------------------------------------|
 | minhu.intake.appeal          | minhu.appeal.reported (residents' appeals, every channel)  |
 | minhu.intake.alarm           | minhu.alarm.raised (sensor gateways)                       |
+| minhu.intake.urgent          | appeals and patrol reports about life or property (救命…)  |
 | minhu.intake.patrol          | minhu.patrol.reported (grid patrols)                       |
 | minhu.intake.action          | acknowledged, resolved, verified, escalation_requested     |
 | minhu.intake.rating          | minhu.rating.submitted (谁呼谁评)                           |
@@ -22,6 +23,10 @@ A routed case goes to the dispatch topic of its tier, and also to the dispatch t
 notified unit's tier (a gas leak goes to grid and community). Updates go to the case's tier;
 an escalation or reopening to the tier it leaves and the tier it reaches. Records are keyed by
 case id, so one case's records stay in order on one partition.
+
+Every intake topic is keyed by shard (handlers/ids.py): minhu's publishers put appeals and
+patrol reports about life or property (severity critical) on the urgent topic, which workers
+read ahead of any backlog, like the alarm topic.
 """
 
 from __future__ import annotations
@@ -40,7 +45,9 @@ from schemas.lifecycle import (
 )
 
 DEFAULT_PREFIX = "minhu."
-INTAKE_KINDS = ("appeal", "alarm", "patrol", "action", "rating")
+INTAKE_KINDS = ("appeal", "alarm", "patrol", "urgent", "action", "rating")
+# Every record is a CloudEvent in structured mode.
+CE_HEADERS = [("content-type", b"application/cloudevents+json; charset=utf-8")]
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,8 +27,8 @@ from handlers.registry import Registry
 from handlers.rules import Rules
 from handlers.whatif import CaseOutcome, case_diffs, outcome_rows, outcomes, rate_deltas
 from schemas import CloudEvent
-from streams.drivers.embedded import EmbeddedRunner, Tally
 from streams.analysis.export import write_csv
+from streams.drivers.embedded import EmbeddedRunner, Tally
 from streams.topics import INTAKE_KINDS, Topics
 
 
@@ -142,15 +142,8 @@ def run(
     progress: Callable[[int], None] | None = None,
 ) -> Run:
     """The history through the embedded runner (event time), without a ledger."""
-    seen: set[str] = set()
     events: list[CloudEvent] = []
-
-    def sink(rec: Any) -> None:
-        if rec.value.id not in seen:  # one event may be published on several topics
-            seen.add(rec.value.id)
-            events.append(rec.value)
-
-    runner = EmbeddedRunner(rules, registry, sink)
+    runner = EmbeddedRunner(rules, registry, on_event=events.append)
     started = time.process_time()
     for n, line in enumerate(lines, start=1):
         runner.feed(line, "replay", n)

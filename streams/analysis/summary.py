@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import datetime
@@ -14,13 +13,14 @@ from rich.table import Table
 from handlers.rates import GroupBy, three_rates
 from handlers.registry import Registry
 from schemas import TIER_ORDER, CaseRouted, CloudEvent
+from streams import records
 from streams.drivers.embedded import Tally
 
 TIER_ZH = {"micro_grid": "微网格", "grid": "网格", "community": "社区", "street": "街道"}
 
 
 class CaseStats:
-    """Counts per tier and community, gathered as cases are routed (EmbeddedRunner.on_case)."""
+    """Counts per tier and community, gathered as cases are routed (EmbeddedRunner.on_event)."""
 
     def __init__(self) -> None:
         self.tier_by_community: dict[str, Counter[str]] = defaultdict(Counter)
@@ -29,8 +29,10 @@ class CaseStats:
         self.tags: Counter[str] = Counter()
         self.closed = 0
 
-    def __call__(self, routed: CaseRouted) -> None:
-        d = routed.data
+    def __call__(self, event: CloudEvent) -> None:
+        if not isinstance(event, CaseRouted):
+            return
+        d = event.data
         community = d.community_id or "(street triage)"
         self.tier_by_community[community][d.tier.value] += 1
         self.categories_by_community[community][d.category_name] += 1
@@ -119,15 +121,8 @@ def print_rates(console: Console, events: list[CloudEvent], as_of: datetime, by:
 def print_lives(console: Console, lines: Iterable[str], only: set[str] | None) -> None:
     """Each case's whole life, from the records `minhu route` wrote, one block per case."""
     lives: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    seen: set[str] = set()
     dead: list[dict[str, Any]] = []
-    for line in lines:
-        if not line.strip():
-            continue
-        value = json.loads(line)["value"]
-        if value["id"] in seen:
-            continue  # the same event on a second topic
-        seen.add(value["id"])
+    for value in records.values(lines):
         if value["type"] == "minhu.event.rejected":
             dead.append(value)
         elif only is None or value["subject"] in only:

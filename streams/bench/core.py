@@ -30,10 +30,10 @@ from handlers.intake import parse_input
 from handlers.registry import Registry
 from handlers.rules import Rules
 from handlers.state import DictStore, Position
-from schemas import EventRejected
+from schemas import CloudEvent, EventRejected
 from streams.drivers.embedded import EmbeddedRunner
-from streams.simulation.demo import demo_until, run_demo
 from streams.drivers.ledger import Ledger
+from streams.simulation.demo import demo_until, run_demo
 from streams.simulation.synthetic import StreamGenerator
 from streams.topics import Record, Topics
 
@@ -80,9 +80,9 @@ def _with_ledger(lines: list[str], rules: Rules, registry: Registry) -> float:
 
 def _demo_history(rules: Rules, registry: Registry, events: int) -> list[str]:
     """The records `minhu demo` feeds: intake plus the responders' actions and ratings."""
-    records: list[Record] = []
+    emitted: list[CloudEvent] = []
     fed: list[str] = []
-    run_demo(EmbeddedRunner(rules, registry, records.append), records, events, 7, fed)
+    run_demo(EmbeddedRunner(rules, registry, on_event=emitted.append), emitted, events, 7, fed)
     return fed
 
 

@@ -102,7 +102,7 @@ def _publish_all(
     broker: str, topics: Topics, lines: list[str], rules: Rules, registry: Registry
 ) -> list[str]:
     """Publish through the validating publisher; the lines it sent."""
-    with Publisher(broker, topics, None, rules, registry) as pub:
+    with Publisher(broker, rules, registry, topics) as pub:
         return [line for n, line in enumerate(lines) if pub.publish(line, n).ok]
 
 
@@ -190,7 +190,7 @@ def latency(
 
     def flow() -> None:
         flow_span[0] = time.monotonic()
-        with Publisher(broker, topics, None, rules, registry) as pub:
+        with Publisher(broker, rules, registry, topics) as pub:
             while not stop.is_set():
                 started = time.monotonic()
                 for _ in range(rate // 10):
@@ -294,7 +294,7 @@ def passthrough_main() -> None:
 
     prefix = os.environ["MINHU_TOPIC_PREFIX"]
     topics = Topics(prefix)
-    from streams.drivers.kafka.worker import FAUST_TUNING
+    FAUST_TUNING: dict[str, Any] = {"producer_linger": 0.0, "web_enabled": False}
 
     app = faust.App(
         os.environ["MINHU_APP_ID"],

@@ -74,17 +74,18 @@ class Tally:
 
 
 class EmbeddedRunner:
-    """Feed raw records with `feed()`; records go to `sink`, rows to the ledger if any."""
+    """Feed raw records with `feed()`. Each output event goes once to `on_event`, and as one
+    record per topic it is published on to `sink`; rows go to the ledger if any."""
 
     def __init__(
         self,
         rules: Rules,
         registry: Registry,
-        sink: Callable[[Record], None],
+        sink: Callable[[Record], None] | None = None,
         topics: Topics | None = None,
         ledger: Ledger | None = None,
         clock: Callable[[], datetime] | None = None,
-        on_case: Callable[[CaseRouted], None] | None = None,
+        on_event: Callable[[CloudEvent], None] | None = None,
     ) -> None:
         self.rules = rules
         self.registry = registry
@@ -92,7 +93,7 @@ class EmbeddedRunner:
         self.topics = topics or Topics()
         self.ledger = ledger
         self.clock = clock
-        self.on_case = on_case
+        self.on_event = on_event
         self.tally = Tally()
         self.engine = Engine(rules, registry, ledger.load_store() if ledger else DictStore())
 
@@ -156,11 +157,12 @@ class EmbeddedRunner:
             t.by_rejection[event.data.error_kind] += 1  # type: ignore[attr-defined]
         elif isinstance(event, CaseRouted):
             t.by_tier[event.data.tier.value] += 1
-            if self.on_case is not None:
-                self.on_case(event)
+        if self.on_event is not None:
+            self.on_event(event)
         for rec in self.topics.records_for(event):
             t.records_out += 1
-            self.sink(rec)
+            if self.sink is not None:
+                self.sink(rec)
 
     def close(self) -> None:
         if self.ledger:

@@ -21,7 +21,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     DateTime,
@@ -57,7 +57,11 @@ class UtcDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
-        return value.astimezone(UTC) if dialect.name != "sqlite" else value.astimezone(UTC).replace(tzinfo=None)
+        return (
+            value.astimezone(UTC)
+            if dialect.name != "sqlite"
+            else value.astimezone(UTC).replace(tzinfo=None)
+        )
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None or value.tzinfo is not None:
@@ -66,7 +70,7 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UtcDateTime}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime}
 
 
 class IntakeRecord(Base):
@@ -231,7 +235,9 @@ class Ledger:
         }
         self._buckets: dict[str, Bucket | None] = {}
         self._records = 0
-        self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        self._insert = (
+            postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        )
         self._positions: dict[str, dict[int | None, tuple[str, str]]] = {}
 
     # ---- resuming ----
@@ -252,9 +258,7 @@ class Ledger:
                         IntakeRecord.received_from == position.received_from
                     )
                 )
-                known = self._positions[position.received_from] = {
-                    p: (i, o) for p, i, o in rows
-                }
+                known = self._positions[position.received_from] = {p: (i, o) for p, i, o in rows}
         hit = known.get(position.offset)
         if hit is None or hit[0] != intake_id(position, payload):
             return None
@@ -275,9 +279,7 @@ class Ledger:
                     select(CaseEvent.step_seq, CaseEvent.document).where(CaseEvent.step == step)
                 ),
                 *conn.execute(
-                    select(DeadLetter.step_seq, DeadLetter.document).where(
-                        DeadLetter.step == step
-                    )
+                    select(DeadLetter.step_seq, DeadLetter.document).where(DeadLetter.step == step)
                 ),
             ]
         out: list[CloudEvent] = []
@@ -359,7 +361,7 @@ class Ledger:
         intake: IntakeRow | None = None,
     ) -> None:
         d = out.data
-        notified = [n.unit_id for n in d.notified] if isinstance(out, CaseRouted) else []
+        notified = [n.unit_id for n in out.data.notified] if isinstance(out, CaseRouted) else []
         self._rows[RoutingDecision].append(
             {
                 "id": out.id,

@@ -12,9 +12,9 @@ import heapq
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from schemas import CloudEvent
 from streams.drivers.embedded import EmbeddedRunner
 from streams.simulation.synthetic import DEFAULT_START, Responders, StreamGenerator
-from streams.topics import Record
 
 DAYS = 30
 SETTLE = timedelta(days=10)  # after the last intake event, time for every deadline to play out
@@ -26,29 +26,26 @@ def demo_until(days: int = DAYS) -> datetime:
 
 def run_demo(
     runner: EmbeddedRunner,
-    records: list[Record],
+    emitted: list[CloudEvent],
     events: int,
     seed: int,
     fed: list[str],
     progress: Callable[[int, int], None] | None = None,
 ) -> datetime:
-    """Feed the synthetic month and the responders' answers; return the end of the run."""
+    """Feed the synthetic month and the responders' answers; return the end of the run.
+    `emitted` is the list the runner's `on_event` appends each output event to."""
     intake = StreamGenerator(runner.registry, seed=seed, days=DAYS).events(events)
     responders = Responders(runner.registry, seed=seed)
     until = demo_until()
     queue: list[tuple[datetime, int, str]] = [(t, i, line) for i, (t, line) in enumerate(intake)]
     heapq.heapify(queue)
     seq = len(queue)
-    reacted: set[str] = set()
     done = 0
 
     def react(start: int) -> None:
         nonlocal seq
-        for rec in records[start:]:
-            if rec.value.id in reacted:
-                continue  # the same event on a second topic
-            reacted.add(rec.value.id)
-            for at, line in responders.react(rec.value):
+        for event in emitted[start:]:
+            for at, line in responders.react(event):
                 if at <= until:
                     heapq.heappush(queue, (at, seq, line))
                     seq += 1
@@ -56,14 +53,14 @@ def run_demo(
     while True:
         while queue:
             _, _, line = heapq.heappop(queue)
-            before = len(records)
+            before = len(emitted)
             fed.append(line)
             runner.feed(line, "demo", len(fed))
             react(before)
             done += 1
             if progress and done % 500 == 0:
                 progress(done, done + len(queue))
-        before = len(records)
+        before = len(emitted)
         runner.advance(until)
         react(before)
         if not queue:

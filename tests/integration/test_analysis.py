@@ -15,11 +15,11 @@ from handlers.rates import three_rates
 from handlers.registry import Registry
 from handlers.rules import Rules, compile_rules
 from streams.analysis import replay as rp
-from streams.config import default_rules_path, read_yaml
-from streams.simulation.demo import demo_until, run_demo
-from streams.drivers.embedded import EmbeddedRunner
 from streams.analysis.export import ledger_tables
+from streams.config import default_rules_path, read_yaml
+from streams.drivers.embedded import EmbeddedRunner
 from streams.drivers.ledger import Ledger, ledger_case_events
+from streams.simulation.demo import demo_until, run_demo
 from streams.topics import Record
 
 UNTIL = demo_until()

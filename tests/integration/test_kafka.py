@@ -36,7 +36,7 @@ Pairs = list[tuple[str, dict[str, Any]]]
 def publish(dep: Deployment, rules: Rules, registry: Registry, lines: list[str]) -> list[str]:
     """Publish through the validating publisher; return the lines it sent."""
     sent = []
-    with Publisher(dep.broker, dep.topics, None, rules, registry) as pub:
+    with Publisher(dep.broker, rules, registry, dep.topics) as pub:
         for n, line in enumerate(lines, start=1):
             if pub.publish(line, n).ok:
                 sent.append(line)

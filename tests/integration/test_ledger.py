@@ -89,7 +89,9 @@ def test_ledger_holds_every_record_and_resumes(
     # (they have no identity to recognise).
     third, _ = _run(ledger_url, rules, registry, lines, source="another-file")
     parse_failures = sum(
-        n for k, n in t.by_rejection.items() if k in ("malformed_json", "invalid_event", "unknown_type")
+        n
+        for k, n in t.by_rejection.items()
+        if k in ("malformed_json", "invalid_event", "unknown_type")
     )
     assert third.tally.cases == 0 and third.tally.attached == 0
     assert third.tally.rejected == parse_failures

@@ -3,11 +3,15 @@
 A kafka-python consumer group: several screens of one centre can share a group (each sees
 part), or take their own group (each sees all). `--unit` keeps only what concerns one unit:
 cases it owns, is told about, or that leave or reach it.
+
+Idempotent by id: a worker that restarts after a kill may send a batch's records again (same
+CloudEvent ids), and an escalation goes to two tiers' topics; each event is shown once.
 """
 
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -46,13 +50,33 @@ def follow(
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=heartbeat_interval_ms,
     )
+    seen = SeenIds()
     try:
         for message in consumer:
             value = json.loads(message.value)
-            if unit is None or concerns(value, unit):
+            if seen.first(value.get("id")) and (unit is None or concerns(value, unit)):
                 yield value
     finally:
         consumer.close()
+
+
+class SeenIds:
+    """The ids seen lately (the last `size`): enough to drop the copies a restarted worker
+    re-sends, which follow their originals closely."""
+
+    def __init__(self, size: int = 200_000) -> None:
+        self.size = size
+        self.ids: OrderedDict[str, None] = OrderedDict()
+
+    def first(self, event_id: object) -> bool:
+        if not isinstance(event_id, str):
+            return True
+        if event_id in self.ids:
+            return False
+        self.ids[event_id] = None
+        if len(self.ids) > self.size:
+            self.ids.popitem(last=False)
+        return True
 
 
 def render(value: dict[str, Any], as_json: bool) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 
 EVENTS_IN = Counter("minhu_events_in_total", "Records consumed", ["topic", "type"])
 EVENTS_OUT = Counter("minhu_events_out_total", "Records produced", ["topic", "type"])
@@ -15,4 +15,4 @@ DEAD_LETTERS = Counter("minhu_dead_letters_total", "Records refused", ["error_ki
 DUPLICATES = Counter("minhu_duplicates_total", "Records whose source and id were seen before")
 ESCALATIONS = Counter("minhu_escalations_total", "Cases escalated", ["reason"])
 SLA_BREACHES = Counter("minhu_sla_breaches_total", "Deadlines passed", ["clock"])
-OPEN_CASES = Gauge("minhu_open_cases", "Open cases held by this worker's partitions", ["tier"])
+# minhu_open_cases{tier} is counted from the engines at each scrape (worker.OpenCases).

@@ -1,6 +1,6 @@
 """Publishing events to minhu's intake topics, as a sensor gateway or a responders' app does.
 
-    with Publisher("127.0.0.1:9092") as pub:
+    with Publisher("127.0.0.1:9092", rules=rules, registry=registry) as pub:
         result = pub.publish(line)          # validates first; a bad event is not sent
         if not result.ok: print(result.reason)
 
@@ -8,13 +8,13 @@ Every event is validated against the wire contract before it is sent; a bad one 
 with its reason and never reaches the broker. The producer waits for all in-sync replicas
 (`acks=all`) and is idempotent, so a retry cannot duplicate a record.
 
-Keys keep one case's events in order. An action or rating is keyed by its case id. An intake
-event is keyed by its dedup key (the place and category of an appeal or patrol, the sensor and
-alarm type of an alarm), found with the same rules and registry the workers use: the alarms of
-a storm, the repeated appeals about one place, and a duplicate of an event all reach the
-worker in the order they were published, so the Kafka workers decide exactly as `minhu route`
-does on the same file. Without rules and registry (a minimal gateway), an alarm is keyed by its
-sensor, an appeal by its caller and a patrol by its reporter.
+Keys decide where a record is decided (handlers/ids.py, partitioning.py). An intake event is
+keyed by its shard's token — found with the same rules and registry the workers use — and an
+appeal or patrol report about life or property goes to the urgent topic, which workers read
+ahead of any backlog; an action or a rating is keyed by the shard token in its case id. So
+every record of a shard reaches the one partition that holds it, in the order it was
+published. The record's timestamp is the event's time: the workers order a partition's topics
+by it, and replays select history by it.
 """
 
 from __future__ import annotations
@@ -25,14 +25,16 @@ from types import TracebackType
 from typing import Self
 
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
 
+from handlers.ids import shard_token_of_case
 from handlers.intake import parse_input
 from handlers.registry import Registry
 from handlers.routing import assess
 from handlers.rules import Rules
-from schemas import AlarmRaised, AppealReported, EventRejected, PatrolReported
+from schemas import AlarmRaised, AppealReported, EventRejected, PatrolReported, Severity
 from schemas.lifecycle import AnyInput
-from streams.topics import Topics
+from streams.topics import CE_HEADERS, Topics
 
 KIND_OF_TYPE = {
     "minhu.appeal.reported": "appeal",
@@ -44,7 +46,8 @@ KIND_OF_TYPE = {
     "minhu.case.escalation_requested": "action",
     "minhu.rating.submitted": "rating",
 }
-CE_HEADERS = [("content-type", b"application/cloudevents+json; charset=utf-8")]
+# The largest record the publisher sends (Kafka's default message.max.bytes is about 1 MB).
+MAX_RECORD_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True)
@@ -55,22 +58,17 @@ class PublishResult:
     reason: str | None = None
 
 
-def key_for(event: AnyInput, rules: Rules | None = None, registry: Registry | None = None) -> str:
-    if (
-        rules is not None
-        and registry is not None
-        and isinstance(event, AppealReported | AlarmRaised | PatrolReported)
-    ):
+def route_for(event: AnyInput, rules: Rules, registry: Registry) -> tuple[str, str]:
+    """(intake kind, key) of an event: where it goes and how it is keyed."""
+    kind = KIND_OF_TYPE[event.type]
+    if isinstance(event, AppealReported | AlarmRaised | PatrolReported):
         assessed = assess(event, rules, registry)
-        if not isinstance(assessed, EventRejected):
-            return assessed.dedup_key
-    if isinstance(event, AlarmRaised):
-        return event.data.sensor_id
-    if isinstance(event, AppealReported):
-        return event.data.caller.id
-    if isinstance(event, PatrolReported):
-        return event.data.reporter_id
-    return event.data.case_id  # an action or a rating
+        if isinstance(assessed, EventRejected):
+            return kind, "unknown"  # refused by whichever worker reads it, with the reason
+        if kind != "alarm" and assessed.facts.severity is Severity.CRITICAL:
+            kind = "urgent"
+        return kind, assessed.bucket[:4]
+    return kind, shard_token_of_case(event.data.case_id) or event.data.case_id
 
 
 class Publisher:
@@ -79,10 +77,10 @@ class Publisher:
     def __init__(
         self,
         broker: str,
+        rules: Rules,
+        registry: Registry,
         topics: Topics | None = None,
         kind: str | None = None,
-        rules: Rules | None = None,
-        registry: Registry | None = None,
         **producer_config: object,
     ) -> None:
         self.topics = topics or Topics()
@@ -94,30 +92,39 @@ class Publisher:
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
+            max_request_size=MAX_RECORD_BYTES + 64 * 1024,
             **producer_config,
         )
 
     def publish(self, raw: str | bytes, position: int | None = None) -> PublishResult:
+        size = len(raw.encode() if isinstance(raw, str) else raw)
+        if size > MAX_RECORD_BYTES:
+            return PublishResult(
+                False, reason=f"record of {size:,} bytes: the limit is {MAX_RECORD_BYTES:,}"
+            )
         parsed = parse_input(raw, "publisher", position, datetime.now(UTC))
         if isinstance(parsed, EventRejected):
             return PublishResult(False, reason=parsed.data.reason)
-        kind = KIND_OF_TYPE[parsed.type]
-        if self.kind is not None and kind != self.kind:
+        kind, key = route_for(parsed, self.rules, self.registry)
+        wanted = "appeal" if kind == "urgent" else kind
+        if self.kind is not None and wanted != self.kind and kind != self.kind:
             return PublishResult(
                 False,
                 reason=f"a {parsed.type} event is not a {self.kind} (publish it with "
-                f"--kind {kind})",
+                f"--kind {wanted})",
             )
-        topic, key = self.topics.intake(kind), key_for(parsed, self.rules, self.registry)
+        topic = self.topics.intake(kind)
         value = raw if isinstance(raw, bytes) else raw.encode()
-        # The record's timestamp is the event's time, so replays select history by event time.
-        self.producer.send(
-            topic,
-            key=key.encode(),
-            value=value,
-            headers=CE_HEADERS,
-            timestamp_ms=int(parsed.time.timestamp() * 1000),
-        )
+        try:
+            self.producer.send(
+                topic,
+                key=key.encode(),
+                value=value,
+                headers=CE_HEADERS,
+                timestamp_ms=int(parsed.time.timestamp() * 1000),
+            )
+        except KafkaError as err:
+            return PublishResult(False, reason=f"not sent: {err}")
         return PublishResult(True, topic, key)
 
     def flush(self, timeout: float | None = 60) -> None:

@@ -1,4 +1,4 @@
-"""Settings of the Kafka shell, shared by the CLI and the container (environment `MINHU_*`).
+"""Settings of the Kafka driver, shared by the CLI and the container (environment `MINHU_*`).
 
 Every knob says what it trades. The CLI's flags are these fields (`--broker` is `broker`, …);
 in a container each can be set as `MINHU_<FIELD>` instead (`MINHU_BROKER=kafka:9092`).
@@ -7,7 +7,7 @@ in a container each can be set as `MINHU_<FIELD>` instead (`MINHU_BROKER=kafka:9
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,13 +35,28 @@ class WorkerSettings(BaseModel):
         "their internal and changelog topics. Workers with the same id share the partitions; a "
         "new id starts from nothing (it replays the intake topics from their start).",
     )
-    partitions: int = Field(
-        8,
+    partitions: int | None = Field(
+        None,
         ge=1,
-        description="Partitions of every topic minhu creates. More partitions let more workers "
-        "share the load, but each costs broker memory and file handles; the action, rating and "
-        "internal topics must all have the same count (they are co-partitioned by case id). "
-        "Kafka cannot shrink a topic later, and this broker cannot grow one.",
+        description="Partitions of every topic minhu creates (`topics create`; default 8). A "
+        "worker takes the count from the topics that exist and refuses to start if they "
+        "disagree with each other or with this value. More partitions let more workers share "
+        "the load, but each costs broker memory and file handles; all of minhu's topics must "
+        "have the same count (they are co-partitioned by shard). Kafka cannot shrink a topic "
+        "later.",
+    )
+    guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        "at_least_once",
+        description="at_least_once: a worker killed mid-batch re-sends that batch's records "
+        "(same ids; minhu's consumers drop the copies) and never loses one. exactly_once: "
+        "Faust's transactions make outputs, state and offsets one commit — needs a broker with "
+        "transactions (Apache Kafka; not the test broker).",
+    )
+    clock: Literal["live", "event"] = Field(
+        "live",
+        description="live: deadlines fire by the events' time and, when the worker has read "
+        "everything there is, by the wall clock (within `tick_seconds`). event: only by the "
+        "events' time, as `minhu route` does — for a worker replaying history.",
     )
     store: str = Field(
         "memory://",
@@ -57,12 +72,18 @@ class WorkerSettings(BaseModel):
     ledger: str | None = Field(
         None,
         description="SQLAlchemy URL of the ledger (PostgreSQL when several workers share it). "
-        "Written in batches when the worker commits its offsets, so that what is committed is "
-        "recorded. None: no ledger.",
+        "Written after each batch's records are delivered and before its state is, so that "
+        "what the worker has decided is recorded. None: no ledger.",
+    )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="Address the metrics and health endpoint binds to. 127.0.0.1 keeps it on "
+        "this machine; 0.0.0.0 opens it to the network (a Prometheus in another container).",
     )
     metrics_port: int | None = Field(
         9108,
-        description="Port of the Prometheus metrics endpoint (/metrics). None: no endpoint.",
+        description="Port of /metrics (Prometheus) and /ready (200 when the worker holds its "
+        "partitions and reaches its broker, 503 otherwise). None: no endpoint.",
     )
     session_timeout: float = Field(
         30.0,
@@ -76,10 +97,42 @@ class WorkerSettings(BaseModel):
         description="Seconds between heartbeats; about a third of the session timeout.",
     )
     tick_seconds: float = Field(
-        1.0,
+        0.25,
         gt=0,
-        description="How often SLA deadlines are checked against the wall clock. Lower fires "
-        "escalations closer to their deadline at the cost of more wake-ups.",
+        description="How often an idle worker looks at the wall clock (deadlines, held "
+        "records). Lower fires escalations closer to their deadline at the cost of wake-ups.",
+    )
+    batch_size: int = Field(
+        200,
+        ge=1,
+        description="Records decided together before their outputs are flushed and their "
+        "state written. Larger batches cost fewer round trips (throughput); smaller ones make "
+        "each record wait less for the others (latency).",
+    )
+    batch_seconds: float = Field(
+        0.002,
+        gt=0,
+        description="How long a batch waits to fill before it is decided anyway.",
+    )
+    fetch_wait_ms: int = Field(
+        5,
+        ge=0,
+        description="How long the broker may hold a fetch when there is nothing new. Low "
+        "values cut the latency of a quiet partition's next record (a gas alarm at night) at "
+        "the cost of more fetch requests; Faust's own choice is 1,500 ms.",
+    )
+    live_window: float = Field(
+        300.0,
+        ge=0,
+        description="Seconds: a critical alarm (or appeal on the urgent topic) whose time is "
+        "within this of the wall clock takes the life-safety lane — decided at once, ahead of "
+        "any backlog — instead of waiting for its turn in event time. 0 turns the lane off.",
+    )
+    broker_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds without reaching the broker after which the worker exits with a "
+        "non-zero status (so that its supervisor restarts it); /ready says 503 meanwhile.",
     )
 
 

@@ -1,412 +1,541 @@
-"""`minhu worker`: the Faust app that runs the core on Kafka.
+"""`minhu worker`: the engine on Kafka, as a Faust app.
 
-Three agents, each keyed so that the state it needs is local to its partition:
+One engine per partition. Every input topic is keyed by shard (handlers/ids.py,
+partitioning.py), so partition p of every topic holds the same shards, and the worker that holds
+p holds everything those shards' cases need: their buckets, in the Faust table `buckets`, whose
+changelog partition p is the same partition. A record is decided once, where it belongs — no
+re-keying hop, no second parse.
 
-1. **admit** (intake appeal, alarm, patrol topics): parse and assess — stateless; dead-letter
-   what fails; forward the rest to the routing topic keyed by its dedup key.
-2. **route** (routing topic): drop duplicates (table `seen`, by source + id), route with the
-   dedup key's state (table `key-states`), publish to the dispatch topics, and forward each
-   case to the lifecycle topic keyed by case id.
-3. **lifecycle** (lifecycle, action and rating topics, co-partitioned by case id): open cases,
-   apply actions and ratings, fire deadlines (table `cases`); publish updates, escalations,
-   closures and ratings.
+For each partition the worker:
 
-SLA deadlines run on the wall clock: each worker keeps the deadlines of its cases in a heap,
-and a timer sends a deadline message through the lifecycle topic when one is due, so that the
-case's own partition handles it. The ledger, when configured, is flushed whenever the worker
-commits offsets. The decisions are all in `handlers/`: this file only moves them around.
+1. **orders** its inputs by event time across the intake, action and rating topics
+   (merge.py), as `minhu route` would, except that a live critical alarm (or an appeal on the
+   urgent topic) is decided at once, ahead of any backlog: the life-safety lane;
+2. **decides** a batch of records with the engine (`handlers/engine.py`), which also fires the
+   deadlines their time has passed;
+3. **delivers** the batch's outputs and waits for the broker to have them; writes the ledger,
+   if any; then writes the buckets the batch changed (one changelog record per bucket); then
+   acknowledges the batch's input records, whose offsets Faust commits after flushing.
+
+So a worker killed at any moment either never wrote a record's state — the record is read
+again and decided again, the same way, and its outputs are sent again with the same ids — or
+wrote it, and skips the record when it reads it again. It never keeps a state change without
+its outputs, and never loses an applied action.
+
+Time: the engine's clock is the latest event time it has decided. When the worker has read all
+there is on a partition, the wall clock drives it instead (`--clock live`, the default): a
+deadline fires within a second of the wall clock passing it. A worker behind on its inputs
+(after an outage, or replaying history) fires only what its inputs' event time has passed, so
+a backlog is decided as `minhu route` decides the same history.
 """
 
 from __future__ import annotations
 
-import heapq
+import asyncio
+import contextlib
 import json
 import logging
+import os
 import time
-from datetime import UTC, datetime
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import faust
 from faust.sensors import Sensor
-from prometheus_client import start_http_server
+from faust.streams import _current_event
+from faust.web import Request, Response, View
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 
-from handlers.intake import identity, parse_input, rejection
-from handlers.lifecycle import (
-    CaseState,
-    Refusal,
-    apply_action,
-    attach,
-    next_deadline,
-    on_deadline,
-    open_case,
-    rate,
-    state_from_json,
-    state_to_json,
-)
+from handlers.engine import Effects, Engine
 from handlers.registry import Registry
-from handlers.routing import KeyState, assess, route
 from handlers.rules import Rules
-from schemas import (
-    AlarmRaised,
-    AppealReported,
-    CaseAttached,
-    CaseRouted,
-    CloudEvent,
-    EventRejected,
-    PatrolReported,
-)
-from schemas.lifecycle import CaseEscalated, LifecycleEvent, RatingSubmitted
-from streams.drivers.embedded import caller_in_clear
+from handlers.state import DictStore, Position, dump_bucket, load_bucket
+from schemas import Severity
+from schemas.internal import Forwarded
 from streams.drivers.kafka import metrics as m
-from streams.drivers.kafka.admin import internal_topics
-from streams.drivers.kafka.publisher import CE_HEADERS
+from streams.drivers.kafka import transport
+from streams.drivers.kafka.admin import forwarded_topic
+from streams.drivers.kafka.merge import Merge
+from streams.drivers.kafka.partitioning import orphans_key, partition_of, partition_of_bucket
 from streams.drivers.kafka.settings import WorkerSettings
 from streams.drivers.ledger import Ledger
-from streams.topics import Topics
+from streams.topics import CE_HEADERS, Topics
 
 log = logging.getLogger("minhu.worker")
 auth_log = logging.getLogger("minhu.auth")
-# Client tuning shared with the benchmark's passthrough, so both are measured alike: a few
-# milliseconds of producer linger let sends batch instead of one request per record.
-FAUST_TUNING: dict[str, Any] = {"producer_linger": 0.005, "web_enabled": False}
 RAW: dict[str, Any] = {
     "key_type": bytes,
     "value_type": bytes,
     "key_serializer": "raw",
     "value_serializer": "raw",
 }
+LIVE_LAG = timedelta(seconds=0.5)  # the wall clock a caught-up partition runs on, minus this
+# Records a source may have waiting in the merge before its partition is paused (the others
+# are behind): the fetcher then spends its time on those, and memory stays bounded.
+MAX_WAITING = 5_000
+EXIT_BROKER_LOST = 3
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
+@dataclass(slots=True)
+class Item:
+    """One input record waiting to be decided."""
+
+    event: Any  # the Faust event, acknowledged once the record's effects are written
+    raw: bytes | str
+    position: Position
 
 
-class LedgerSensor(Sensor):
-    """Flushes the ledger when offsets are about to be committed: whatever is committed has
-    been recorded. Also asks the deadline heap to be rebuilt after each rebalance."""
+class _Partition:
+    """The shim a table write needs to know its partition (Faust looks at the event being
+    processed; the worker writes after a batch is delivered, outside any event)."""
+
+    def __init__(self, partition: int, topic: str) -> None:
+        self.partition = partition
+        self.topic = topic
+
+
+class _Shim:
+    def __init__(self, partition: int, topic: str) -> None:
+        self.message = _Partition(partition, topic)
+
+
+@dataclass
+class Part:
+    """One partition: its engine, the order its inputs wait in, and where each input is."""
+
+    partition: int
+    engine: Engine
+    merge: Merge[Item]
+    urgent: list[Item] = field(default_factory=list)
+    received: dict[str, int] = field(default_factory=dict)  # topic -> last offset received
+    paused: set[str] = field(default_factory=set)
+    shim: _Shim | None = None
+
+
+@dataclass
+class Batch:
+    steps: list[tuple[Part, Effects, Position | None, Item | None]] = field(default_factory=list)
+
+
+class ReadinessSensor(Sensor):
+    """Rebuilds the engines when a rebalance ends; marks the worker unready while it runs."""
 
     def __init__(self, worker: MinhuWorker) -> None:
         super().__init__()
         self.worker = worker
 
-    def on_commit_initiated(self, consumer: Any) -> Any:
-        if self.worker.ledger is not None:
-            self.worker.ledger.flush()
-        return None
+    def on_rebalance_start(self, app: Any) -> dict[Any, Any]:
+        self.worker.rebalancing = True
+        return {}
 
     def on_rebalance_end(self, app: Any, state: Any) -> None:
+        self.worker.rebalancing = False
         self.worker.rebuild = True
 
 
 class MinhuWorker:
     """Builds the Faust app for one set of settings, rules and registry."""
 
-    def __init__(self, settings: WorkerSettings, rules: Rules, registry: Registry) -> None:
+    def __init__(
+        self, settings: WorkerSettings, rules: Rules, registry: Registry, partitions: int
+    ) -> None:
         self.s = settings
         self.rules = rules
         self.registry = registry
+        self.partitions = partitions
         self.topics = Topics(settings.topic_prefix)
         self.ledger = Ledger(settings.ledger) if settings.ledger else None
-        self.deadlines: list[tuple[datetime, str]] = []
+        self.parts: dict[int, Part] = {}
         self.rebuild = True
+        self.rebalancing = True
+        self.lock = asyncio.Lock()
+        self.broker_seen = time.monotonic()
         datadir = Path(settings.data_dir) / settings.app_id
         datadir.mkdir(parents=True, exist_ok=True)
+        scheme = transport.install(settings.fetch_wait_ms)
+        web = settings.metrics_port is not None
         self.app = faust.App(
             settings.app_id,
-            broker=f"kafka://{settings.broker}",
+            broker=f"{scheme}://{settings.broker}",
             store=settings.store,
             datadir=str(datadir),
-            topic_partitions=settings.partitions,
+            topic_partitions=partitions,
+            topic_allow_declare=False,
+            processing_guarantee=settings.guarantee,
             broker_session_timeout=settings.session_timeout,
             broker_heartbeat_interval=settings.heartbeat_interval,
-            **FAUST_TUNING,
+            producer_linger=0.0,
+            stream_buffer_maxsize=max(4 * settings.batch_size, 256),
+            broker_max_poll_records=max(settings.batch_size, 100),
+            web_enabled=web,
+            web_port=settings.metrics_port or 6066,
+            web_bind=settings.metrics_host,
+            web_host=settings.metrics_host,
             table_cleanup_interval=3600.0,
         )
-        self.app.sensors.add(LedgerSensor(self))
-        self._out: dict[str, faust.TopicT] = {}
-        routing_name, lifecycle_name = internal_topics(self.topics, settings.app_id)
-        self.intake = self.app.topic(
-            *(self.topics.intake(k) for k in ("appeal", "alarm", "patrol")), **RAW
+        self.app.sensors.add(ReadinessSensor(self))
+        t = self.topics
+        self.alarm_name = t.intake("alarm")
+        self.urgent_name = t.intake("urgent")
+        self.forwarded_name = forwarded_topic(t, settings.app_id)
+        # The merge's sources, in the order ties are broken: intake before what acts on it.
+        self.sources = [
+            t.intake("alarm"),
+            t.intake("urgent"),
+            t.intake("appeal"),
+            t.intake("patrol"),
+            self.forwarded_name,
+            t.intake("action"),
+            t.intake("rating"),
+        ]
+        main = [s for s in self.sources if s not in (self.alarm_name, self.urgent_name)]
+        self.main_topic = self.app.topic(*main, **RAW)
+        self.lane_topic = self.app.topic(self.alarm_name, self.urgent_name, **RAW)
+        self.table = self.app.Table(  # bytes in, bytes out: keys and values stay raw
+            "buckets", partitions=partitions, key_type=bytes, value_type=bytes
         )
-        self.routing = self.app.topic(routing_name, partitions=settings.partitions, **RAW)
-        self.lifecycle_topic_name = lifecycle_name
-        self.lifecycle = self.app.topic(lifecycle_name, partitions=settings.partitions, **RAW)
-        self.case_inputs = self.app.topic(
-            lifecycle_name, self.topics.intake("action"), self.topics.intake("rating"), **RAW
-        )
-        self.seen = self.app.Table("seen", default=bool, partitions=settings.partitions)
-        self.key_states = self.app.Table("key-states", partitions=settings.partitions)
-        self.cases = self.app.Table("cases", partitions=settings.partitions)
-        self.seen_inputs = self.app.Table(
-            "seen-inputs", default=bool, partitions=settings.partitions
-        )
-        self.app.agent(self.intake, name="admit")(self._admit)
-        self.app.agent(self.routing, name="route")(self._route)
-        self.app.agent(self.case_inputs, name="lifecycle")(self._lifecycle)
-        self.app.timer(settings.tick_seconds, name="deadlines")(self._tick)
-        if settings.metrics_port is not None:
-            self.app.task(self._serve_metrics)
+        self.app.agent(self.main_topic, name="decide")(self._consume)
+        self.app.agent(self.lane_topic, name="life-safety")(self._consume_lane)
+        self.app.timer(settings.tick_seconds, name="clock")(self._tick)
+        if web:
+            self.app.page("/metrics")(MetricsView)
+            self.app.page("/ready")(_ready_view(self))
+            REGISTRY.register(OpenCases(self))
 
-    async def _serve_metrics(self) -> None:
-        if self.s.metrics_port is not None:
-            start_http_server(self.s.metrics_port)
+    # ---- partitions ---------------------------------------------------------------------------
 
-    # ---- publishing ----
-
-    def _topic(self, name: str) -> faust.TopicT:
-        t = self._out.get(name)
-        if t is None:
-            t = self._out[name] = self.app.topic(name, **RAW)
-        return t
-
-    async def publish(self, event: CloudEvent) -> None:
-        value = event.model_dump_json(exclude_none=True).encode()
-        for rec in self.topics.records_for(event):
-            await self._topic(rec.topic).send(
-                key=rec.key.encode() if rec.key else None, value=value, headers=CE_HEADERS
-            )
-            m.EVENTS_OUT.labels(rec.topic, event.type).inc()
-        if isinstance(event, EventRejected):
-            m.DEAD_LETTERS.labels(event.data.error_kind).inc()
-            if self.ledger is not None:
-                self.ledger.record_dead_letter(event)
-
-    # ---- 1. admit: parse and assess (stateless) ----
-
-    async def _admit(self, stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            msg = event.message
-            m.EVENTS_IN.labels(msg.topic, "raw").inc()
-            raw: bytes = event.value
-            parsed = parse_input(raw, msg.topic, msg.offset, now())
-            if isinstance(parsed, EventRejected):
-                await self.publish(parsed)
-                continue
-            if not isinstance(parsed, AppealReported | AlarmRaised | PatrolReported):
-                # An action or rating on an intake topic: pass it to its case.
-                await self.lifecycle.send(
-                    key=parsed.data.case_id.encode(),
-                    value=json.dumps(
-                        {"kind": "input", "raw": raw.decode("utf-8", "backslashreplace")}
-                    ).encode(),
-                )
-                continue
-            assessed = assess(
-                parsed,
+    def _build(self) -> None:
+        """After a rebalance: an engine for each partition now held, from the table."""
+        self.rebuild = False
+        held = {tp.partition for tp in self.app.consumer.assignment() if tp.topic in self.sources}
+        for p in list(self.parts):
+            if p not in held:
+                del self.parts[p]  # its held records were never acknowledged: read again
+        by_part: dict[int, dict[str, Any]] = {p: {} for p in held if p not in self.parts}
+        if by_part:
+            for key, raw in self.table.data.items():
+                name = key.decode()
+                p = partition_of_bucket(name, self.partitions)
+                if p in by_part:
+                    by_part[p][name] = load_bucket(raw)
+        for p, buckets in by_part.items():
+            engine = Engine(
                 self.rules,
                 self.registry,
-                msg.topic,
-                msg.offset,
-                raw.decode("utf-8", "backslashreplace"),
+                DictStore(buckets),
+                orphans=orphans_key(p),
+                holds=self._holder(p),
             )
-            if isinstance(assessed, EventRejected):
-                await self.publish(assessed)
-                continue
-            envelope = {
-                "raw": raw.decode("utf-8", "backslashreplace"),
-                "from": msg.topic,
-                "pos": msg.offset,
-                "ts": msg.timestamp,
-            }
-            await self.routing.send(
-                key=assessed.dedup_key.encode(),
-                value=json.dumps(envelope, ensure_ascii=False).encode(),
-            )
+            self.parts[p] = Part(p, engine, Merge(self.sources), shim=_Shim(p, self.sources[2]))
+        log.info("holding partitions %s", sorted(self.parts))
 
-    # ---- 2. route: duplicates and per-key state ----
+    def _reader(self, part: Part) -> Callable[[str], bool | None]:
+        return lambda topic: self._caught_up(part, topic)
 
-    async def _route(self, stream: faust.StreamT[bytes]) -> None:
-        async for key, value in stream.items():
-            doc = json.loads(value)
-            event = parse_input(doc["raw"], doc["from"], doc["pos"], now())
-            if not isinstance(event, AppealReported | AlarmRaised | PatrolReported):
-                continue  # validated by admit: cannot happen
-            ident = identity(event.source, event.id)
-            if self.seen[ident]:
-                m.DUPLICATES.inc()
-                continue
-            assessed = assess(event, self.rules, self.registry, doc["from"], doc["pos"])
-            if isinstance(assessed, EventRejected):
-                continue  # assess is pure: admit already let this through
-            dkey = key.decode()
-            stored = self.key_states.get(dkey)
-            emits, state = route(
-                assessed, KeyState.from_json(stored) if stored else None, self.rules, self.registry
-            )
-            # Outputs first, state after: a worker killed in between replays this record with
-            # the old state and sends the very same records again (same ids) rather than
-            # finding it already "seen" and losing its outputs.
-            for out in emits:
-                await self.publish(out)
-                if isinstance(out, CaseRouted):
-                    if doc.get("ts"):
-                        m.ROUTING_LATENCY.observe(max(time.time() - doc["ts"] / 1000, 0.0))
-                    if self.ledger is not None:
-                        self.ledger.record_case(
-                            out, assessed.kind, ident, caller_in_clear(assessed, self.registry)
-                        )
-                    kind = "routed"
-                else:
-                    if self.ledger is not None:
-                        self.ledger.record_attached(out, ident)
-                    kind = "attached"
-                await self.lifecycle.send(
-                    key=out.data.case_id.encode(),
-                    value=json.dumps({"kind": kind, "event": out.model_dump_json()}).encode(),
-                )
-            self.key_states[dkey] = state.to_json()
-            self.seen[ident] = True
+    def _holder(self, partition: int) -> Callable[[str], bool]:
+        return lambda token: partition_of(token, self.partitions) == partition
 
-    # ---- 3. lifecycle: per case ----
+    def _caught_up(self, part: Part, topic: str) -> bool | None:
+        """Whether everything on this topic's partition has reached the engine, as far as the
+        broker last said (its high watermark): True, False, or None when it has not said."""
+        tp = faust.types.TP(topic, part.partition)
+        try:
+            high = self.app.consumer.highwater(tp)
+        except Exception:  # not assigned yet, or no fetch answered yet
+            return None
+        if high is None:
+            return None
+        last = part.received.get(topic)
+        if last is None:
+            # Nothing received since the partition was assigned: caught up if reading starts
+            # at the end (Faust's read offset is where it started, until it reads one).
+            start = self.app.consumer._read_offset.get(tp)  # type: ignore[attr-defined]
+            return high == 0 or (start is not None and start >= high)
+        return last + 1 >= high
 
-    async def _lifecycle(self, stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
+    # ---- receiving ----------------------------------------------------------------------------
+
+    async def _consume(self, stream: faust.StreamT[bytes]) -> None:
+        batches = stream.take_events(self.s.batch_size, within=self.s.batch_seconds)  # type: ignore[attr-defined]
+        async for events in batches:
+            async with self.lock:
+                self._receive(events, lane=False)
+                await self._decide()
+
+    async def _consume_lane(self, stream: faust.StreamT[bytes]) -> None:
+        batches = stream.take_events(self.s.batch_size, within=self.s.batch_seconds)  # type: ignore[attr-defined]
+        async for events in batches:
+            async with self.lock:
+                self._receive(events, lane=True)
+                await self._decide()
+
+    def _receive(self, events: Iterable[Any], lane: bool) -> None:
+        if self.rebuild:
+            self._build()
+        for event in events:
             msg = event.message
-            if msg.topic == self.lifecycle_topic_name:
-                doc = json.loads(event.value)
-                await self._internal(doc, msg.offset)
+            part = self.parts.get(msg.partition)
+            if part is None:
+                continue  # not ours (any more): never acknowledged, so read again elsewhere
+            msg.incref()  # held until decided (take_events acknowledges once, we once more)
+            m.EVENTS_IN.labels(msg.topic, "record").inc()
+            part.received[msg.topic] = msg.offset
+            if msg.topic == self.forwarded_name:
+                f = Forwarded.model_validate_json(event.value)
+                item = Item(event, f.payload, Position(f.received_from, f.position))
+                part.merge.add(msg.topic, f.timestamp, msg.offset, item)
+                continue
+            item = Item(event, event.value, Position(f"{msg.topic}/{msg.partition}", msg.offset))
+            if lane and self._life_safety(msg.topic, event.value):
+                part.urgent.append(item)
             else:
-                await self._case_input(event.value, msg.topic, msg.offset)
+                part.merge.add(msg.topic, msg.timestamp or 0, msg.offset, item)
+                if len(part.merge.queues[msg.topic]) > MAX_WAITING and msg.topic not in part.paused:
+                    part.paused.add(msg.topic)
+                    self.app.consumer.pause_partitions([msg.tp])
 
-    async def _internal(self, doc: dict[str, Any], offset: int) -> None:
-        kind = doc["kind"]
-        if kind == "input":
-            await self._case_input(doc["raw"].encode(), self.lifecycle_topic_name, offset)
-            return
-        if kind == "routed":
-            routed = CaseRouted.model_validate_json(doc["event"])
-            emits, state = open_case(routed, self.registry)
-            m.OPEN_CASES.labels(state.tier.value).inc(state.status != "closed")
-            await self._apply(emits, state, None)
-        elif kind == "attached":
-            attached = CaseAttached.model_validate_json(doc["event"])
-            stored = self.cases.get(attached.data.case_id)
-            if stored is not None:
-                before = state_from_json(stored)
-                await self._apply(*attach(attached, before, self.registry), before)
-        elif kind == "deadline":
-            stored = self.cases.get(doc["case_id"])
-            due = datetime.fromisoformat(doc["due"])
-            if stored is not None:
-                before = state_from_json(stored)
-                if next_deadline(before) == due:
-                    emits, state = on_deadline(before, due, self.registry)
-                    for e in emits:
-                        if isinstance(e, CaseEscalated):
-                            m.SLA_BREACHES.labels(e.data.reason).inc()
-                    await self._apply(emits, state, before)
+    def _life_safety(self, topic: str, raw: bytes) -> bool:
+        """A critical alarm, or anything on the urgent topic, that is happening now."""
+        if self.s.live_window <= 0:
+            return False
+        try:
+            doc = json.loads(raw)
+            at = datetime.fromisoformat(doc["time"])
+            if abs((datetime.now(UTC) - at).total_seconds()) > self.s.live_window:
+                return False
+            if topic == self.urgent_name:
+                return True
+            kind = self.rules.alarm_types.get(doc["data"]["alarm_type"])
+            return kind is not None and kind[1] is Severity.CRITICAL
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return False  # not even an alarm: the merge and the engine will say why
 
-    async def _case_input(self, raw: bytes, topic: str, offset: int) -> None:
-        m.EVENTS_IN.labels(topic, "raw").inc()
-        parsed = parse_input(raw, topic, offset, now())
-        if isinstance(parsed, EventRejected):
-            await self.publish(parsed)
-            return
-        if isinstance(parsed, AppealReported | AlarmRaised | PatrolReported):
-            payload = raw.decode("utf-8", "backslashreplace")
-            await self.publish(
-                rejection(
-                    "invalid_event",
-                    f"an intake event ({parsed.type}) on {topic}: publish it on its intake topic",
-                    [],
-                    payload,
-                    topic,
-                    offset,
-                    now(),
-                    parsed.id,
-                    parsed.type,
-                )
+    # ---- deciding -----------------------------------------------------------------------------
+
+    async def _decide(self) -> None:
+        batch = Batch()
+        wall = datetime.now(UTC)
+        for part in self.parts.values():
+            for item in part.urgent:
+                eff = part.engine.feed(item.raw, item.position, advance=False)
+                batch.steps.append((part, eff, item.position, item))
+            part.urgent.clear()
+            released = part.merge.release(self._reader(part))
+            for item in released:
+                eff = part.engine.feed(item.raw, item.position)
+                batch.steps.append((part, eff, item.position, item))
+            for topic in [t for t in part.paused if len(part.merge.queues[t]) < MAX_WAITING // 2]:
+                part.paused.discard(topic)
+                self.app.consumer.resume_partitions([faust.types.TP(topic, part.partition)])
+            if (
+                self.s.clock == "live"
+                and not part.merge
+                and all(self._caught_up(part, t) is True for t in self.sources)
+            ):
+                eff = part.engine.advance(wall - LIVE_LAG)
+                if eff.outputs or eff.written:
+                    batch.steps.append((part, eff, None, None))
+        if batch.steps:
+            await self._write(batch)
+
+    async def _write(self, batch: Batch) -> None:
+        """Deliver, record, then store, then acknowledge: see the module's docstring."""
+        producer = self.app.producer
+        forward = [(eff, item) for _, eff, _, item in batch.steps if eff.forward_to]
+        for part, eff, _, item in batch.steps:
+            for out in eff.outputs:
+                value = out.model_dump_json(exclude_none=True).encode()
+                for rec in self.topics.records_for(out):
+                    await producer.send(
+                        rec.topic,
+                        rec.key.encode() if rec.key else None,
+                        value,
+                        part.partition,
+                        None,
+                        CE_HEADERS,
+                    )
+                    m.EVENTS_OUT.labels(rec.topic, out.type).inc()
+            self._observe(eff, item)
+        for eff, item in forward:
+            assert item is not None and eff.forward_to is not None
+            msg = item.event.message
+            doc = Forwarded(
+                received_from=item.position.received_from,
+                position=item.position.offset or 0,
+                timestamp=msg.timestamp or 0,
+                payload=item.raw if isinstance(item.raw, str) else item.raw.decode(),
             )
-            return
-        ident = identity(parsed.source, parsed.id)
-        if self.seen_inputs[ident]:
-            m.DUPLICATES.inc()
-            return
-        self.seen_inputs[ident] = True
-        case_id = parsed.data.case_id
-        stored = self.cases.get(case_id)
-        before = state_from_json(stored) if stored is not None else None
-        outcome: tuple[list[LifecycleEvent], CaseState] | Refusal
-        if before is None:
-            outcome = Refusal("unknown_case", f"unknown case '{case_id}'")
-        elif isinstance(parsed, RatingSubmitted):
-            outcome = rate(parsed, before, self.registry)
-        else:
-            outcome = apply_action(parsed, before, self.registry, self.rules)
-        if isinstance(outcome, Refusal):
-            if outcome.kind == "unauthorized":
-                auth_log.warning("refused %s %s: %s", parsed.type, parsed.id, outcome.reason)
-            await self.publish(
-                rejection(
-                    outcome.kind,
-                    outcome.reason,
-                    [],
-                    raw.decode("utf-8", "backslashreplace"),
-                    topic,
-                    offset,
-                    parsed.time,
-                    parsed.id,
-                    parsed.type,
-                )
+            await producer.send(
+                self.forwarded_name,
+                eff.forward_to.encode(),
+                doc.model_dump_json().encode(),
+                None,
+                None,
+                None,
             )
-            return
-        await self._apply(*outcome, before)
-
-    async def _apply(
-        self, emits: list[LifecycleEvent], state: CaseState, before: CaseState | None
-    ) -> None:
-        for e in emits:
-            await self.publish(e)
-            if isinstance(e, CaseEscalated):
-                m.ESCALATIONS.labels(e.data.reason).inc()
-            if self.ledger is not None:
-                self.ledger.record_case_event(e)
-        if before is not None and (before.tier, before.status) != (state.tier, state.status):
-            m.OPEN_CASES.labels(before.tier.value).dec(before.status != "closed")
-            m.OPEN_CASES.labels(state.tier.value).inc(state.status != "closed")
-        self.cases[state.case_id] = state_to_json(state)
+        await producer.flush()
+        self.broker_seen = time.monotonic()
         if self.ledger is not None:
-            self.ledger.record_case_state(state)
-        due = next_deadline(state)
-        if due is not None:
-            heapq.heappush(self.deadlines, (due, state.case_id))
+            for _, eff, at, _ in batch.steps:
+                if not eff.forward_to:
+                    self.ledger.record(eff, at or Position("clock", None))
+            await asyncio.to_thread(self.ledger.flush)
+        for part, writes in _writes_by_part(batch):
+            with _writing_to(part):
+                for key, bucket in writes.items():
+                    k = key.encode()
+                    if bucket is None:
+                        if k in self.table:
+                            del self.table[k]
+                    else:
+                        self.table[k] = dump_bucket(bucket)
+        for _, _, _, item in batch.steps:
+            if item is not None:
+                item.event.ack()
 
-    # ---- the clock ----
+    def _observe(self, eff: Effects, item: Item | None) -> None:
+        for out in eff.outputs:
+            if out.type == "minhu.event.rejected":
+                m.DEAD_LETTERS.labels(out.data.error_kind).inc()  # type: ignore[attr-defined]
+            elif out.type == "minhu.case.escalated":
+                reason = out.data.reason  # type: ignore[attr-defined]
+                m.ESCALATIONS.labels(reason).inc()
+                if reason in ("ack_timeout", "resolve_timeout"):
+                    m.SLA_BREACHES.labels(reason.removesuffix("_timeout")).inc()
+            elif out.type == "minhu.case.routed" and item is not None:
+                ts = item.event.message.timestamp
+                if ts:
+                    m.ROUTING_LATENCY.observe(max(time.time() - ts / 1000, 0.0))
+        if eff.outcome == "duplicate":
+            m.DUPLICATES.inc()
+        if eff.refusal is not None and eff.refusal.kind == "unauthorized" and eff.intake:
+            auth_log.warning(
+                "refused %s %s: %s",
+                eff.intake.event_type,
+                eff.intake.identity[1] if eff.intake.identity else None,
+                eff.refusal.reason,
+            )
+
+    # ---- the clock, the broker ----------------------------------------------------------------
 
     async def _tick(self) -> None:
-        if self.rebuild:
-            self._rebuild()
-        t = now()
-        while self.deadlines and self.deadlines[0][0] <= t:
-            due, case_id = heapq.heappop(self.deadlines)
-            await self.lifecycle.send(
-                key=case_id.encode(),
-                value=json.dumps(
-                    {"kind": "deadline", "case_id": case_id, "due": due.isoformat()}
-                ).encode(),
-            )
+        if not await self._broker_reachable():
+            lost = time.monotonic() - self.broker_seen
+            if lost > self.s.broker_timeout:
+                log.critical(
+                    "lost the broker %s for %.0f s: exiting (status %d) so that a supervisor "
+                    "restarts this worker",
+                    self.s.broker,
+                    lost,
+                    EXIT_BROKER_LOST,
+                )
+                logging.shutdown()
+                os._exit(EXIT_BROKER_LOST)
+            return
+        self.broker_seen = time.monotonic()
+        if self.rebalancing:
+            return
+        async with self.lock:
+            if self.rebuild:
+                self._build()
+            await self._decide()
 
-    def _rebuild(self) -> None:
-        """After a rebalance: the deadlines and open-case counts of the cases now held here."""
-        self.rebuild = False
-        self.deadlines.clear()
-        m.OPEN_CASES.clear()
-        for case_id, stored in self.cases.items():
-            state = state_from_json(stored)
-            if state.status != "closed":
-                m.OPEN_CASES.labels(state.tier.value).inc()
-            due = next_deadline(state)
-            if due is not None:
-                self.deadlines.append((due, case_id))
-        heapq.heapify(self.deadlines)
+    async def _broker_reachable(self) -> bool:
+        for address in self.s.broker.split(","):
+            host, _, port = address.strip().rpartition(":")
+            try:
+                _, writer = await asyncio.wait_for(
+                    asyncio.open_connection(host or "127.0.0.1", int(port)), timeout=2.0
+                )
+            except (OSError, TimeoutError, ValueError):
+                continue
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return True
+        return False
+
+    def ready(self) -> bool:
+        return (
+            not self.rebalancing
+            and not self.rebuild
+            and time.monotonic() - self.broker_seen < max(2 * self.s.tick_seconds, 5.0)
+        )
+
+
+class MetricsView(View):
+    """/metrics: Prometheus' text format."""
+
+    async def get(self, request: Request) -> Response:
+        return self.bytes(generate_latest(REGISTRY), content_type="text/plain; version=0.0.4")
+
+
+def _ready_view(worker: MinhuWorker) -> type[View]:
+    class ReadyView(View):
+        """/ready: 200 when the worker holds its partitions and reaches its broker."""
+
+        async def get(self, request: Request) -> Response:
+            ok = worker.ready()
+            body = {"ready": ok, "partitions": sorted(worker.parts)}
+            return self.json(body, status=200 if ok else 503)
+
+    return ReadyView
+
+
+class OpenCases:
+    """`minhu_open_cases{tier}`: counted from the engines' buckets at each scrape."""
+
+    def __init__(self, worker: MinhuWorker) -> None:
+        self.worker = worker
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        g = GaugeMetricFamily(
+            "minhu_open_cases", "Open cases held by this worker's partitions", labels=["tier"]
+        )
+        counts: dict[str, int] = {}
+        for part in list(self.worker.parts.values()):
+            store = part.engine.store
+            assert isinstance(store, DictStore)
+            for bucket in list(store.buckets.values()):
+                for case in bucket.cases.values():
+                    if case.status != "closed":
+                        counts[case.tier.value] = counts.get(case.tier.value, 0) + 1
+        for tier, n in sorted(counts.items()):
+            g.add_metric([tier], n)
+        yield g
+
+
+def _writes_by_part(batch: Batch) -> Iterator[tuple[Part, dict[str, Any]]]:
+    writes: dict[int, tuple[Part, dict[str, Any]]] = {}
+    for part, eff, _, _ in batch.steps:
+        writes.setdefault(part.partition, (part, {}))[1].update(eff.written)
+    yield from writes.values()
+
+
+@contextlib.contextmanager
+def _writing_to(part: Part) -> Iterator[None]:
+    """Table writes outside an event go to this partition (the changelog's, and RocksDB's)."""
+    assert part.shim is not None
+    token = _current_event.set(weakref.ref(part.shim))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
 
 
 def run_worker(
     settings: WorkerSettings, rules: Rules, registry: Registry, loglevel: str = "info"
 ) -> None:
     """Start a worker in this process; returns when it is stopped (SIGTERM or Ctrl-C)."""
-    worker = MinhuWorker(settings, rules, registry)
+    from streams.drivers.kafka.admin import partitions_to_use
+
+    partitions = partitions_to_use(settings)
+    worker = MinhuWorker(settings, rules, registry, partitions)
     faust.Worker(worker.app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
 

@@ -1,0 +1,68 @@
+"""The order a worker decides a partition's records in: event time across its input topics.
+
+A partition's inputs come from several topics (appeals, alarms, patrol reports, actions,
+ratings, and records forwarded from other partitions), fetched independently, so they arrive
+interleaved in no particular order. The worker decides them in the order `minhu route` would:
+by event time. Like Kafka Streams' timestamp synchronisation, `Merge` holds each source's
+records in offset order and releases the earliest head across sources — but only once every
+other source has a record waiting or has nothing left to read (it is caught up with the
+broker): a source that is behind may still hold something earlier.
+
+Record timestamps are the events' times (`minhu publish` sets them so). Ties go to the source
+listed first, then to the lower offset.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(order=True, slots=True)
+class Held(Generic[T]):
+    timestamp: int  # ms since the epoch: the event's time
+    rank: int  # the source's place in the list
+    offset: int
+    item: T = field(compare=False)
+
+
+class Merge(Generic[T]):
+    def __init__(self, sources: list[str]) -> None:
+        self.sources = sources
+        self.rank = {s: i for i, s in enumerate(sources)}
+        self.queues: dict[str, deque[Held[T]]] = {s: deque() for s in sources}
+
+    def __len__(self) -> int:
+        return sum(len(q) for q in self.queues.values())
+
+    def add(self, source: str, timestamp: int, offset: int, item: T) -> None:
+        self.queues[source].append(Held(timestamp, self.rank[source], offset, item))
+
+    def discard(self, keep: Callable[[T], bool]) -> list[T]:
+        """Drop what `keep` refuses (records of a partition no longer assigned)."""
+        dropped: list[T] = []
+        for q in self.queues.values():
+            kept = deque(h for h in q if keep(h.item))
+            dropped.extend(h.item for h in q if not keep(h.item))
+            q.clear()
+            q.extend(kept)
+        return dropped
+
+    def release(self, caught_up: Callable[[str], bool | None]) -> Iterator[T]:
+        """The records that can be decided now, earliest first. `caught_up(source)` says True
+        (nothing left to read), False (more to read) or None (the broker has not said yet):
+        a record waits for every other source that is not known to be caught up."""
+        while True:
+            heads = [q[0] for q in self.queues.values() if q]
+            if not heads:
+                return
+            first = min(heads)
+            for source, q in self.queues.items():
+                if not q and caught_up(source) is not True:
+                    return
+            self.queues[self.sources[first.rank]].popleft()
+            yield first.item
