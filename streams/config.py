@@ -7,6 +7,9 @@ from typing import Any
 
 import yaml
 
+# libyaml's loader when PyYAML has it (about ten times faster on the registry), else Python's.
+SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 from handlers.errors import ConfigError
 from handlers.registry import Registry, compile_registry
 from handlers.rules import Rules, compile_rules
@@ -35,7 +38,7 @@ def read_yaml(path: Path) -> Any:
     except OSError as err:
         raise ConfigError(str(path), [f"cannot read the file: {err.strerror}"]) from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=SafeLoader)
     except yaml.YAMLError as err:
         raise ConfigError(str(path), [f"not valid YAML: {err}"]) from None
 

@@ -213,6 +213,13 @@ def intake_id(row_position: Position, payload: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class _Written:
+    id: str
+    outcome: Outcome
+    event_time: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class Replay:
     """What a committed record became, for re-emitting it on a rerun."""
 
@@ -238,7 +245,8 @@ class Ledger:
         self._insert = (
             postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         )
-        self._positions: dict[str, dict[int | None, tuple[str, str]]] = {}
+        self._positions: dict[str, dict[int | None, _Written]] = {}
+        self._docs: dict[str, list[tuple[int, str]]] = {}
 
     # ---- resuming ----
 
@@ -252,36 +260,57 @@ class Ledger:
         """If the record at `position` with this content was written, what it became."""
         known = self._positions.get(position.received_from)
         if known is None:
-            with self.engine.connect() as conn:
-                rows = conn.execute(
-                    select(IntakeRecord.position, IntakeRecord.id, IntakeRecord.outcome).where(
-                        IntakeRecord.received_from == position.received_from
-                    )
-                )
-                known = self._positions[position.received_from] = {p: (i, o) for p, i, o in rows}
+            known = self._positions[position.received_from] = self._written(
+                position.received_from
+            )
         hit = known.get(position.offset)
-        if hit is None or hit[0] != intake_id(position, payload):
+        if hit is None or hit.id != intake_id(position, payload):
             return None
-        with self.engine.connect() as conn:
-            t = conn.execute(
-                select(IntakeRecord.event_time).where(IntakeRecord.id == hit[0])
-            ).scalar_one_or_none()
-        return Replay(hit[1], t, self._outputs(step_key(position)))  # type: ignore[arg-type]
+        return Replay(hit.outcome, hit.event_time, self._outputs(step_key(position)))
 
     def replay_clock(self, now: datetime) -> list[CloudEvent]:
         """The outputs of a clock step (`--until`) already written."""
         return self._outputs(step_key(clock_step(now)))
 
-    def _outputs(self, step: str) -> list[CloudEvent]:
+    def _written(self, received_from: str) -> dict[int | None, _Written]:
+        """What was written of one input: each position's record, and every step's outputs
+        (read once, in bulk, when a rerun first asks)."""
+        prefix = f"{received_from}:"
         with self.engine.connect() as conn:
-            docs = [
-                *conn.execute(
-                    select(CaseEvent.step_seq, CaseEvent.document).where(CaseEvent.step == step)
-                ),
-                *conn.execute(
-                    select(DeadLetter.step_seq, DeadLetter.document).where(DeadLetter.step == step)
-                ),
-            ]
+            rows = conn.execute(
+                select(
+                    IntakeRecord.position,
+                    IntakeRecord.id,
+                    IntakeRecord.outcome,
+                    IntakeRecord.event_time,
+                ).where(IntakeRecord.received_from == received_from)
+            )
+            known = {p: _Written(i, o, t) for p, i, o, t in rows}  # type: ignore[arg-type]
+            if known:
+                for table in (CaseEvent, DeadLetter):
+                    stmt = select(table.step, table.step_seq, table.document).where(
+                        table.step.startswith(prefix, autoescape=True)
+                    )
+                    for step, n, doc in conn.execute(stmt):
+                        self._docs.setdefault(step, []).append((n, doc))
+        return known
+
+    def _outputs(self, step: str) -> list[CloudEvent]:
+        docs = self._docs.pop(step, None)
+        if docs is None:
+            with self.engine.connect() as conn:
+                docs = [
+                    *conn.execute(
+                        select(CaseEvent.step_seq, CaseEvent.document).where(
+                            CaseEvent.step == step
+                        )
+                    ),
+                    *conn.execute(
+                        select(DeadLetter.step_seq, DeadLetter.document).where(
+                            DeadLetter.step == step
+                        )
+                    ),
+                ]
         out: list[CloudEvent] = []
         for _, doc in sorted(docs, key=lambda d: int(d[0])):
             out.append(EVENT_MODELS[json.loads(doc)["type"]].model_validate_json(doc))
