@@ -7,12 +7,12 @@ from typing import Any
 
 import yaml
 
-# libyaml's loader when PyYAML has it (about ten times faster on the registry), else Python's.
-SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
 from handlers.errors import ConfigError
 from handlers.registry import Registry, compile_registry
 from handlers.rules import Rules, compile_rules
+
+# libyaml's loader when PyYAML has it (about ten times faster on the registry), else Python's.
+SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 _PACKAGED = Path(__file__).resolve().parent / "_data"

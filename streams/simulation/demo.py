@@ -42,27 +42,27 @@ def run_demo(
     seq = len(queue)
     done = 0
 
-    def react(start: int) -> None:
+    def react(start: int, seen: datetime) -> None:
         nonlocal seq
         for event in emitted[start:]:
-            for at, line in responders.react(event):
+            for at, line in responders.react(event, seen):
                 if at <= until:
                     heapq.heappush(queue, (at, seq, line))
                     seq += 1
 
     while True:
         while queue:
-            _, _, line = heapq.heappop(queue)
+            at, _, line = heapq.heappop(queue)
             before = len(emitted)
             fed.append(line)
             runner.feed(line, "demo", len(fed))
-            react(before)
+            react(before, at)
             done += 1
             if progress and done % 500 == 0:
                 progress(done, done + len(queue))
         before = len(emitted)
         runner.advance(until)
-        react(before)
+        react(before, until)
         if not queue:
             break
     if progress:

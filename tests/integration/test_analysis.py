@@ -14,13 +14,13 @@ import yaml
 from handlers.rates import three_rates
 from handlers.registry import Registry
 from handlers.rules import Rules, compile_rules
+from schemas import CloudEvent
 from streams.analysis import replay as rp
 from streams.analysis.export import ledger_tables
 from streams.config import default_rules_path, read_yaml
 from streams.drivers.embedded import EmbeddedRunner
 from streams.drivers.ledger import Ledger, ledger_case_events
 from streams.simulation.demo import demo_until, run_demo
-from streams.topics import Record
 
 UNTIL = demo_until()
 
@@ -28,9 +28,9 @@ UNTIL = demo_until()
 @pytest.fixture(scope="module")
 def history(tmp_path_factory: pytest.TempPathFactory, rules: Rules, registry: Registry) -> Path:
     """A demo month (800 intake records plus the responders' answers) as a JSON Lines file."""
-    records: list[Record] = []
+    emitted: list[CloudEvent] = []
     fed: list[str] = []
-    run_demo(EmbeddedRunner(rules, registry, records.append), records, 800, 17, fed)
+    run_demo(EmbeddedRunner(rules, registry, on_event=emitted.append), emitted, 800, 17, fed)
     path = tmp_path_factory.mktemp("history") / "history.jsonl"
     path.write_text("\n".join(fed) + "\n", encoding="utf-8")
     return path

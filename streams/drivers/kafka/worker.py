@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.sensors import Sensor
@@ -78,6 +78,7 @@ LIVE_LAG = timedelta(seconds=0.5)  # the wall clock a caught-up partition runs o
 # Records a source may have waiting in the merge before its partition is paused (the others
 # are behind): the fetcher then spends its time on those, and memory stays bounded.
 MAX_WAITING = 5_000
+IDLE = 2.0  # seconds without a new record after which a caught-up partition is idle
 EXIT_BROKER_LOST = 3
 
 
@@ -114,6 +115,7 @@ class Part:
     urgent: list[Item] = field(default_factory=list)
     received: dict[str, int] = field(default_factory=dict)  # topic -> last offset received
     paused: set[str] = field(default_factory=set)
+    arrived: float = 0.0  # monotonic time of the last record received
     shim: _Shim | None = None
 
 
@@ -123,7 +125,8 @@ class Batch:
 
 
 class ReadinessSensor(Sensor):
-    """Rebuilds the engines when a rebalance ends; marks the worker unready while it runs."""
+    """Marks the worker unready when a rebalance starts; `MinhuWorker._recovered` marks it
+    ready again once the tables of its new partitions are recovered."""
 
     def __init__(self, worker: MinhuWorker) -> None:
         super().__init__()
@@ -132,10 +135,6 @@ class ReadinessSensor(Sensor):
     def on_rebalance_start(self, app: Any) -> dict[Any, Any]:
         self.worker.rebalancing = True
         return {}
-
-    def on_rebalance_end(self, app: Any, state: Any) -> None:
-        self.worker.rebalancing = False
-        self.worker.rebuild = True
 
 
 class MinhuWorker:
@@ -179,6 +178,7 @@ class MinhuWorker:
             table_cleanup_interval=3600.0,
         )
         self.app.sensors.add(ReadinessSensor(self))
+        self.app.on_rebalance_complete.connect(cast(Any, self._recovered))
         t = self.topics
         self.alarm_name = t.intake("alarm")
         self.urgent_name = t.intake("urgent")
@@ -208,6 +208,12 @@ class MinhuWorker:
             REGISTRY.register(OpenCases(self))
 
     # ---- partitions ---------------------------------------------------------------------------
+
+    async def _recovered(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """Faust has recovered the table of the partitions it now holds (not merely assigned
+        them): the engines can be built from it."""
+        self.rebalancing = False
+        self.rebuild = True
 
     def _build(self) -> None:
         """After a rebalance: an engine for each partition now held, from the table."""
@@ -285,6 +291,7 @@ class MinhuWorker:
             msg.incref()  # held until decided (take_events acknowledges once, we once more)
             m.EVENTS_IN.labels(msg.topic, "record").inc()
             part.received[msg.topic] = msg.offset
+            part.arrived = time.monotonic()
             if msg.topic == self.forwarded_name:
                 f = Forwarded.model_validate_json(event.value)
                 item = Item(event, f.payload, Position(f.received_from, f.position))
@@ -332,16 +339,23 @@ class MinhuWorker:
             for topic in [t for t in part.paused if len(part.merge.queues[t]) < MAX_WAITING // 2]:
                 part.paused.discard(topic)
                 self.app.consumer.resume_partitions([faust.types.TP(topic, part.partition)])
-            if (
-                self.s.clock == "live"
-                and not part.merge
-                and all(self._caught_up(part, t) is True for t in self.sources)
-            ):
+            if self._live(part, wall):
                 eff = part.engine.advance(wall - LIVE_LAG)
                 if eff.outputs or eff.written:
                     batch.steps.append((part, eff, None, None))
         if batch.steps:
             await self._write(batch)
+
+    def _live(self, part: Part, wall: datetime) -> bool:
+        """Whether the partition runs on the wall clock now: it has read everything there is,
+        and its events are live (their time is near the wall clock) or have stopped coming for
+        `IDLE` — a history still streaming in is decided by its own time."""
+        if self.s.clock != "live" or part.merge:
+            return False
+        if not all(self._caught_up(part, t) is True for t in self.sources):
+            return False
+        live = wall - part.engine.clock <= timedelta(seconds=self.s.live_window)
+        return live or time.monotonic() - part.arrived >= IDLE
 
     async def _write(self, batch: Batch) -> None:
         """Deliver, record, then store, then acknowledge: see the module's docstring."""
