@@ -58,6 +58,8 @@ def test_a_grid_workers_note() -> None:
         ("(+86)18623456789", "186****6789"),
         ("186.2345.6789", "186****6789"),
         ("１８６－２３４５－６７８９", "186****6789"),  # full-width digits and dash
+        ("186 - 2345 - 6789", "186****6789"),
+        ("( +86 ) 186 2345 6789", "( 186****6789"),  # the bracket stays: nothing closes it
         ("186\u30002345\u30006789", "186****6789"),  # ideographic spaces
         # gaps the matcher leaves, covered by the regex
         ("186_2345_6789", "186****6789"),
