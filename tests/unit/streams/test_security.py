@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ import faust
 import pytest
 from pydantic import ValidationError
 
+from handlers.registry import Registry
+from handlers.rules import Rules
 from streams.cli import build_parser, main
 from streams.cli.common import worker_settings
 from streams.drivers.kafka.security import faust_credentials, kafka_python_config
@@ -133,3 +136,92 @@ def test_a_bad_login_setting_is_one_line_not_a_traceback(
     code = main(["consume", "--tier", "grid", "--broker", "127.0.0.1:1"])
     err = capsys.readouterr().err
     assert code == 2 and "MINHU_SECURITY_PROTOCOL" in err and PASSWORD not in err
+
+
+# ---- every client gets the login ---------------------------------------------------------------
+
+
+def test_the_config_is_what_kafka_python_accepts() -> None:
+    """kafka-python refuses settings it does not know; these are known to all three clients."""
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka.admin import KafkaAdminClient
+
+    config = kafka_python_config(sasl(security_protocol="SASL_SSL", ssl_cafile="ca.pem"))
+    for client in (KafkaProducer, KafkaConsumer, KafkaAdminClient):
+        assert set(config) <= set(client.DEFAULT_CONFIG), client
+
+
+def test_the_worker_app_logs_in(tmp_path: Path, rules: Rules, registry: Registry) -> None:
+    """The Faust app of a worker carries the credentials, through Faust to aiokafka, and keeps
+    its `minhu://` transport."""
+    import aiokafka
+    from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+
+    from streams.drivers.kafka.worker import MinhuWorker
+
+    s = sasl(metrics_port=None, data_dir=str(tmp_path))
+    app = MinhuWorker(s, rules, registry, 4).app
+    assert [str(u) for u in app.conf.broker] == ["minhu://127.0.0.1:9092"]
+    auth = credentials_to_aiokafka_auth(app.conf.broker_credentials, app.conf.ssl_context)
+    assert auth["security_protocol"] == "SASL_PLAINTEXT"
+    assert (auth["sasl_mechanism"], auth["sasl_plain_username"]) == ("SCRAM-SHA-512", "worker")
+    assert auth["sasl_plain_password"] == PASSWORD
+
+    async def build() -> Any:
+        producer = aiokafka.AIOKafkaProducer(bootstrap_servers="127.0.0.1:1", **auth)
+        client = producer.client
+        await producer.stop()
+        return client
+
+    client = asyncio.run(build())
+    assert (client._security_protocol, client._sasl_mechanism) == (
+        "SASL_PLAINTEXT",
+        "SCRAM-SHA-512",
+    )
+
+
+class Captured(Exception):
+    """Raised by a stand-in Kafka client once it has its settings."""
+
+
+def capture(calls: list[dict[str, Any]]) -> Any:
+    def client(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        raise Captured
+
+    return client
+
+
+@pytest.mark.parametrize(
+    ("argv", "target"),
+    [
+        (["consume", "--tier", "grid"], "streams.drivers.kafka.consumer.KafkaConsumer"),
+        (["topics", "create"], "streams.drivers.kafka.admin.KafkaAdminClient"),
+        (["publish", "--input", "-"], "streams.drivers.kafka.publisher.KafkaProducer"),
+        (["replay", "--from", "kafka"], "kafka.KafkaConsumer"),
+    ],
+)
+def test_every_command_passes_the_login_to_its_client(
+    argv: list[str], target: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(target, capture(calls))
+    monkeypatch.setenv("MINHU_SASL_PASSWORD", PASSWORD)
+    login = ["--security-protocol", "SASL_PLAINTEXT", "--sasl-username", "ops"]
+    with pytest.raises(Captured):
+        main([*argv, *login])
+    [kwargs] = calls
+    assert kwargs["security_protocol"] == "SASL_PLAINTEXT"
+    assert (kwargs["sasl_mechanism"], kwargs["sasl_plain_username"]) == ("SCRAM-SHA-512", "ops")
+    assert kwargs["sasl_plain_password"] == PASSWORD
+
+
+def test_the_worker_start_up_check_logs_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streams.drivers.kafka import admin
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr("streams.drivers.kafka.admin.KafkaConsumer", capture(calls))
+    with pytest.raises(Captured):
+        admin.partitions_to_use(sasl())
+    assert calls[0]["sasl_plain_username"] == "worker"
+    assert calls[0]["sasl_plain_password"] == PASSWORD
