@@ -77,10 +77,16 @@ def from_ledger(url: str, since: datetime | None, until: datetime | None) -> lis
 
 
 def from_kafka(
-    broker: str, topics: Topics, since: datetime | None, until: datetime | None, idle_s: float = 5.0
+    broker: str,
+    topics: Topics,
+    since: datetime | None,
+    until: datetime | None,
+    idle_s: float = 5.0,
+    **client_config: Any,
 ) -> list[str | bytes]:
     """Records of the intake, action and rating topics whose broker timestamp lies in
-    [since, until], in timestamp order. No consumer group: nothing is ever committed."""
+    [since, until], in timestamp order. No consumer group: nothing is ever committed.
+    `client_config`: more KafkaConsumer settings (the login: security.kafka_python_config)."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(
@@ -88,6 +94,7 @@ def from_kafka(
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        **client_config,
     )
     try:
         parts = [

@@ -62,7 +62,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         source = args.ledger
     elif args.source == "kafka":
         s = worker_settings(args)
-        lines = rp.from_kafka(s.broker, Topics(s.topic_prefix), args.since, args.until)
+        from streams.drivers.kafka.security import kafka_python_config
+
+        lines = rp.from_kafka(
+            s.broker, Topics(s.topic_prefix), args.since, args.until, **kafka_python_config(s)
+        )
         source = f"kafka {s.broker} ({s.topic_prefix}*)"
     else:
         lines = rp.from_file(Path(args.source), args.since, args.until)

@@ -12,6 +12,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, get_args
 
+from pydantic import SecretStr, ValidationError
+
+from handlers.errors import ConfigError
 from handlers.registry import Registry
 from handlers.rules import Rules
 from streams.config import default_registry_path, default_rules_path, load_registry, load_rules
@@ -65,14 +68,38 @@ def aware_time(text: str) -> datetime:
     return t
 
 
+# The settings every Kafka command takes as flags: where the broker is and how to log in. The
+# password is not among them: secrets (SecretStr fields) come from the environment only.
+KAFKA_FLAGS = (
+    "broker",
+    "topic_prefix",
+    "security_protocol",
+    "sasl_mechanism",
+    "sasl_username",
+    "ssl_cafile",
+)
+
+
 def kafka_args(p: argparse.ArgumentParser) -> None:
     from streams.drivers.kafka.settings import WorkerSettings
 
     fields = WorkerSettings.model_fields
-    p.add_argument("--broker", help=f"{fields['broker'].description} (env MINHU_BROKER)")
-    p.add_argument(
-        "--topic-prefix", help=f"{fields['topic_prefix'].description} (env MINHU_TOPIC_PREFIX)"
+    for name in KAFKA_FLAGS:
+        choices = [a for a in get_args(fields[name].annotation) if isinstance(a, str)]
+        p.add_argument(
+            f"--{name.replace('_', '-')}",
+            choices=choices or None,
+            help=f"{fields[name].description} (env MINHU_{name.upper()})",
+        )
+    p.epilog = (
+        "The SASL password comes from the environment only: MINHU_SASL_PASSWORD "
+        "(a flag would show in `ps` and in shell history)."
     )
+
+
+def is_secret(annotation: Any) -> bool:
+    """A SecretStr setting (also when optional): environment only, never a flag."""
+    return SecretStr in (get_args(annotation) or (annotation,))
 
 
 def arg_type(annotation: Any) -> Any:
@@ -85,4 +112,10 @@ def worker_settings(args: argparse.Namespace) -> Any:
     from streams.drivers.kafka.settings import WorkerSettings, settings_from
 
     overrides = {k: getattr(args, k, None) for k in WorkerSettings.model_fields}
-    return settings_from(overrides)
+    try:
+        return settings_from(overrides)
+    except ValidationError as err:  # inputs are never echoed (hide_input_in_errors)
+        raise ConfigError(
+            "settings (flags and MINHU_* environment)",
+            [f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in err.errors()],
+        ) from None

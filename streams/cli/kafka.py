@@ -7,7 +7,15 @@ import argparse
 import sys
 
 from schemas import Tier
-from streams.cli.common import arg_type, config_args, kafka_args, load, worker_settings
+from streams.cli.common import (
+    KAFKA_FLAGS,
+    arg_type,
+    config_args,
+    is_secret,
+    kafka_args,
+    load,
+    worker_settings,
+)
 from streams.topics import Topics
 
 
@@ -22,6 +30,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_topics_create(args: argparse.Namespace) -> int:
     from streams.drivers.kafka.admin import DEFAULT_PARTITIONS, create_topics, plan
+    from streams.drivers.kafka.security import kafka_python_config
 
     s = worker_settings(args)
     plans = plan(
@@ -31,7 +40,7 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
         args.retention_ms,
         args.intake_retention_ms,
     )
-    created = create_topics(s.broker, plans)
+    created = create_topics(s.broker, plans, **kafka_python_config(s))
     for p in plans:
         state = "created" if p.name in created else "exists"
         print(f"{state:8} {p.name}  partitions={p.partitions} retention.ms={p.retention_ms}")
@@ -40,6 +49,7 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from streams.drivers.kafka.publisher import Publisher
+    from streams.drivers.kafka.security import kafka_python_config
 
     s = worker_settings(args)
     rules, registry = load(args)
@@ -52,6 +62,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
             registry,
             Topics(s.topic_prefix),
             None if args.kind == "auto" else args.kind,
+            **kafka_python_config(s),
         ) as pub:
             for n, line in enumerate(src, start=1):
                 if not line.strip():
@@ -71,6 +82,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_consume(args: argparse.Namespace) -> int:
     from streams.drivers.kafka.consumer import follow, run
+    from streams.drivers.kafka.security import kafka_python_config
 
     s = worker_settings(args)
     stream = follow(
@@ -81,6 +93,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
         args.unit,
         args.from_beginning,
         args.idle_timeout,
+        **kafka_python_config(s),
     )
 
     def write(line: str) -> None:
@@ -98,8 +111,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     config_args(wk)
     kafka_args(wk)
     for name, f in fields.items():
-        if name in ("broker", "topic_prefix"):
-            continue  # added with the other Kafka commands' flags
+        if name in KAFKA_FLAGS or is_secret(f.annotation):
+            continue  # added with the other Kafka commands' flags; secrets: environment only
         wk.add_argument(
             f"--{name.replace('_', '-')}",
             type=arg_type(f.annotation),

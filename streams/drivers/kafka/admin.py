@@ -4,11 +4,13 @@ the worker's start-up check that they agree."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from streams.drivers.kafka.security import kafka_python_config
 from streams.drivers.kafka.settings import WorkerSettings
 from streams.topics import INTAKE_KINDS, Topics
 
@@ -53,9 +55,14 @@ def plan(
     ] + [TopicPlan(changelog_topic(app_id), partitions, -1, compact=True)]
 
 
-def create_topics(broker: str, plans: list[TopicPlan], timeout_ms: int = 30_000) -> list[str]:
-    """Create what is missing; return the names created (existing topics are left alone)."""
-    admin = KafkaAdminClient(bootstrap_servers=broker, request_timeout_ms=timeout_ms)
+def create_topics(
+    broker: str, plans: list[TopicPlan], timeout_ms: int = 30_000, **client_config: Any
+) -> list[str]:
+    """Create what is missing; return the names created (existing topics are left alone).
+    `client_config`: more KafkaAdminClient settings (the login: security.kafka_python_config)."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=broker, request_timeout_ms=timeout_ms, **client_config
+    )
     created = []
     try:
         existing = set(admin.list_topics())
@@ -84,9 +91,10 @@ def create_topics(broker: str, plans: list[TopicPlan], timeout_ms: int = 30_000)
     return created
 
 
-def partition_counts(broker: str, names: list[str]) -> dict[str, int | None]:
-    """The partition count of each topic, None for a topic that does not exist."""
-    consumer = KafkaConsumer(bootstrap_servers=broker, group_id=None)
+def partition_counts(broker: str, names: list[str], **client_config: Any) -> dict[str, int | None]:
+    """The partition count of each topic, None for a topic that does not exist (or that the
+    login may not see). `client_config`: more KafkaConsumer settings (the login)."""
+    consumer = KafkaConsumer(bootstrap_servers=broker, group_id=None, **client_config)
     try:
         known = consumer.topics()
         return {
@@ -101,7 +109,7 @@ def partitions_to_use(settings: WorkerSettings) -> int:
     are missing or disagree (with each other, with the changelog, or with `--partitions`)."""
     topics = Topics(settings.topic_prefix)
     wanted = [p.name for p in plan(topics, settings.app_id, 1, 0, 0)]
-    counts = partition_counts(settings.broker, wanted)
+    counts = partition_counts(settings.broker, wanted, **kafka_python_config(settings))
     missing = [n for n, c in counts.items() if c is None and n != changelog_topic(settings.app_id)]
     if missing:
         raise TopicsMismatch(

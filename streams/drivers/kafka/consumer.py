@@ -39,8 +39,10 @@ def follow(
     idle_timeout_s: float | None = None,
     session_timeout_ms: int = 10_000,
     heartbeat_interval_ms: int = 3_000,
+    **client_config: Any,
 ) -> Iterator[dict[str, Any]]:
-    """Yield each CloudEvent (as a dict) of the tier's dispatch topic that concerns `unit`."""
+    """Yield each CloudEvent (as a dict) of the tier's dispatch topic that concerns `unit`.
+    `client_config`: more KafkaConsumer settings (the login: security.kafka_python_config)."""
     consumer = KafkaConsumer(
         topics.dispatch(tier),
         bootstrap_servers=broker,
@@ -49,6 +51,7 @@ def follow(
         consumer_timeout_ms=int(idle_timeout_s * 1000) if idle_timeout_s else float("inf"),
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=heartbeat_interval_ms,
+        **client_config,
     )
     seen = SeenIds()
     try:

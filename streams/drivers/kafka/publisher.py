@@ -72,7 +72,8 @@ def route_for(event: AnyInput, rules: Rules, registry: Registry) -> tuple[str, s
 
 
 class Publisher:
-    """A validating, idempotent producer for the intake topics."""
+    """A validating, idempotent producer for the intake topics. `producer_config`: more
+    KafkaProducer settings, such as the login (`**security.kafka_python_config(settings)`)."""
 
     def __init__(
         self,

@@ -2,14 +2,16 @@
 
 Every knob says what it trades. The CLI's flags are these fields (`--broker` is `broker`, …);
 in a container each can be set as `MINHU_<FIELD>` instead (`MINHU_BROKER=kafka:9092`).
+A secret (`sasl_password`) is not a flag — a flag shows in `ps` and in shell history — and
+comes from the environment only (`MINHU_SASL_PASSWORD`).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from streams.topics import DEFAULT_PREFIX
 
@@ -17,12 +19,43 @@ ENV_PREFIX = "MINHU_"
 
 
 class WorkerSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Errors never echo the input: a model-level error would print every value, the password too.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     broker: str = Field(
         "127.0.0.1:9092",
         description="Kafka bootstrap servers, host:port[,host:port]. Any broker of the cluster "
         "will do; the client discovers the rest.",
+    )
+    security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="How the Kafka clients talk to the broker. PLAINTEXT: no login and no "
+        "encryption — only for a broker on this machine or a test broker. SASL_PLAINTEXT: a "
+        "login (user and password, checked against the broker's ACLs) but traffic in clear — "
+        "for a private network such as the compose network. SASL_SSL: a login over TLS — "
+        "anywhere else; costs a certificate to manage (`ssl_cafile`).",
+    )
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        "SCRAM-SHA-512",
+        description="SASL mechanism. SCRAM never sends the password itself and the broker "
+        "keeps only a salted hash of it; PLAIN sends the password as is and is only "
+        "acceptable under SASL_SSL.",
+    )
+    sasl_username: str | None = Field(
+        None,
+        description="SASL user (a Kafka principal, User:<name>): what it may read and write is "
+        "decided by the broker's ACLs (docker/README.md lists them).",
+    )
+    sasl_password: SecretStr | None = Field(
+        None,
+        description="SASL password. From the environment only (MINHU_SASL_PASSWORD), never a "
+        "flag: a flag shows in `ps` and in shell history. Never printed.",
+    )
+    ssl_cafile: str | None = Field(
+        None,
+        description="PEM file of the certificate authority that signed the broker's "
+        "certificate (SASL_SSL). None: the system's trusted authorities — right for a public "
+        "CA, wrong for a private one.",
     )
     topic_prefix: str = Field(
         DEFAULT_PREFIX,
@@ -134,6 +167,29 @@ class WorkerSettings(BaseModel):
         description="Seconds without reaching the broker after which the worker exits with a "
         "non-zero status (so that its supervisor restarts it); /ready says 503 meanwhile.",
     )
+
+    @model_validator(mode="after")
+    def _credentials_fit_the_protocol(self) -> Self:
+        if self.security_protocol.startswith("SASL_"):
+            missing = [
+                f"{ENV_PREFIX}{n.upper()}"
+                for n in ("sasl_username", "sasl_password")
+                if getattr(self, n) is None
+            ]
+            if missing:
+                raise ValueError(
+                    f"security_protocol {self.security_protocol} needs {', '.join(missing)}"
+                )
+        elif self.sasl_username is not None or self.sasl_password is not None:
+            raise ValueError(
+                "SASL credentials are set but security_protocol is PLAINTEXT: set "
+                f"{ENV_PREFIX}SECURITY_PROTOCOL (SASL_PLAINTEXT or SASL_SSL)"
+            )
+        if self.sasl_mechanism == "PLAIN" and self.security_protocol == "SASL_PLAINTEXT":
+            raise ValueError("sasl_mechanism PLAIN sends the password in clear: use SASL_SSL")
+        if self.ssl_cafile is not None and self.security_protocol != "SASL_SSL":
+            raise ValueError("ssl_cafile is only used with security_protocol SASL_SSL")
+        return self
 
 
 def settings_from(overrides: dict[str, Any]) -> WorkerSettings:

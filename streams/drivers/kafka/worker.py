@@ -62,6 +62,7 @@ from streams.drivers.kafka import transport
 from streams.drivers.kafka.admin import forwarded_topic
 from streams.drivers.kafka.merge import Merge
 from streams.drivers.kafka.partitioning import orphans_key, partition_of, partition_of_bucket
+from streams.drivers.kafka.security import faust_credentials
 from streams.drivers.kafka.settings import WorkerSettings
 from streams.drivers.ledger import Ledger
 from streams.topics import CE_HEADERS, Topics
@@ -176,6 +177,7 @@ class MinhuWorker:
             web_bind=settings.metrics_host,
             web_host=settings.metrics_host,
             table_cleanup_interval=3600.0,
+            **faust_credentials(settings),  # SASL login (and TLS) for every Faust client
         )
         self.app.sensors.add(ReadinessSensor(self))
         self.app.on_rebalance_complete.connect(cast(Any, self._recovered))
