@@ -22,8 +22,9 @@ Time is event time: before a record at time t is handled, every deadline before 
 engine's clock is the latest event time it has seen (its watermark); a driver that runs live
 calls `advance(wall clock)` when nothing is coming in. What the engine forgets, it forgets by
 time — closed cases `lifecycle.rating_due` after they closed, identities after
-`memory.identities`, repeat and storm windows when they expire — and it checks the same limits
-against each event's own time, so that when a driver sweeps makes no difference to a decision.
+`memory.identities`, repeat and storm windows when they expire — by the latest event time it
+has seen (never the wall clock), and it checks the same limits against each event's own time, so
+that when a driver sweeps makes no difference to a decision.
 """
 
 from __future__ import annotations
@@ -126,7 +127,11 @@ class Engine:
         self.store = store
         self.orphans = orphans
         self.holds = holds
-        self.clock = EPOCH
+        self.clock = EPOCH  # what deadlines fire by: event time, or a live driver's wall clock
+        self.watermark = EPOCH  # the latest event time fed: what forgetting goes by
+        # What a driver may still read again: the time of the oldest record not yet durable.
+        # Nothing newer than this is forgotten, so a replay finds what it needs. None: all is.
+        self.settled: datetime | None = None
         self._claims: dict[Identity, Applied] = {}
         self._deadlines: list[tuple[datetime, str]] = []
         self._expiry: list[tuple[datetime, str]] = []
@@ -229,11 +234,18 @@ class Engine:
             dropped = True
         return dropped
 
+    def _forget_until(self, now: datetime) -> datetime:
+        """Forget by the events' own time, never the wall clock, and nothing a driver may
+        still read again: a record replayed after a restart must find that it was applied,
+        however far event time has raced ahead meanwhile (a backlog runs days in seconds)."""
+        bound = min(now, self.watermark)
+        return bound if self.settled is None else min(bound, self.settled)
+
     def _bucket(self, key: str, now: datetime) -> Bucket:
         """A copy of the bucket to change, with what has expired by `now` already dropped."""
         stored = self.store.get(key)
         bucket = stored.copy() if stored is not None else Bucket()
-        self._forget(bucket, now)
+        self._forget(bucket, self._forget_until(now))
         return bucket
 
     # ---- the clock ----------------------------------------------------------------------------
@@ -262,6 +274,7 @@ class Engine:
             eff.outputs.extend(events)
             self._write(eff, key, bucket)
             self._schedule(cid, state)
+        now = self._forget_until(now)
         ex = self._expiry
         while ex and ex[0][0] < now:
             at, key = heapq.heappop(ex)
@@ -300,6 +313,8 @@ class Engine:
             eff.intake = IntakeRow(at, "rejected", None, None, None, None, parsed.data.payload)
             return eff
         event = parsed
+        if event.time > self.watermark:
+            self.watermark = event.time
         if advance:
             if event.time > self.clock:
                 self.clock = event.time

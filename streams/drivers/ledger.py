@@ -260,9 +260,7 @@ class Ledger:
         """If the record at `position` with this content was written, what it became."""
         known = self._positions.get(position.received_from)
         if known is None:
-            known = self._positions[position.received_from] = self._written(
-                position.received_from
-            )
+            known = self._positions[position.received_from] = self._written(position.received_from)
         hit = known.get(position.offset)
         if hit is None or hit.id != intake_id(position, payload):
             return None
@@ -301,9 +299,7 @@ class Ledger:
             with self.engine.connect() as conn:
                 docs = [
                     *conn.execute(
-                        select(CaseEvent.step_seq, CaseEvent.document).where(
-                            CaseEvent.step == step
-                        )
+                        select(CaseEvent.step_seq, CaseEvent.document).where(CaseEvent.step == step)
                     ),
                     *conn.execute(
                         select(DeadLetter.step_seq, DeadLetter.document).where(

@@ -38,6 +38,7 @@ import logging
 import os
 import time
 import weakref
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -117,6 +118,11 @@ class Part:
     received: dict[str, int] = field(default_factory=dict)  # topic -> last offset received
     paused: set[str] = field(default_factory=set)
     arrived: float = 0.0  # monotonic time of the last record received
+    # Records decided but not yet committed, per topic: (offset, event time). Until Faust
+    # commits them they may be read again, so the engine must not forget them yet.
+    uncommitted: dict[str, deque[tuple[int, datetime]]] = field(
+        default_factory=lambda: defaultdict(deque)
+    )
     shim: _Shim | None = None
 
 
@@ -218,13 +224,14 @@ class MinhuWorker:
         self.rebuild = True
 
     def _build(self) -> None:
-        """After a rebalance: an engine for each partition now held, from the table."""
+        """After a rebalance: an engine for each partition now held, from the table. Faust
+        reads every partition again from its committed offset, so what the old engines held
+        is dropped (never acknowledged, it comes again) and the new ones start afresh, their
+        state as written: records already decided are found applied and skipped."""
         self.rebuild = False
         held = {tp.partition for tp in self.app.consumer.assignment() if tp.topic in self.sources}
-        for p in list(self.parts):
-            if p not in held:
-                del self.parts[p]  # its held records were never acknowledged: read again
-        by_part: dict[int, dict[str, Any]] = {p: {} for p in held if p not in self.parts}
+        self.parts.clear()
+        by_part: dict[int, dict[str, Any]] = {p: {} for p in held}
         if by_part:
             for key, raw in self.table.data.items():
                 name = key.decode()
@@ -241,6 +248,12 @@ class MinhuWorker:
             )
             self.parts[p] = Part(p, engine, Merge(self.sources), shim=_Shim(p, self.sources[2]))
         log.info("holding partitions %s", sorted(self.parts))
+        if os.environ.get("MINHU_TRACE"):
+            log.warning(
+                "TRACE build: table has %d keys; loaded %s",
+                len(list(self.table.data.keys())),
+                {p: (len(b), sum(len(x.applied) for x in b.values())) for p, b in by_part.items()},
+            )
 
     def _reader(self, part: Part) -> Callable[[str], bool | None]:
         return lambda topic: self._caught_up(part, topic)
@@ -287,10 +300,10 @@ class MinhuWorker:
             self._build()
         for event in events:
             msg = event.message
+            msg.incref()  # held until decided (take_events acknowledges once, we once more)
             part = self.parts.get(msg.partition)
             if part is None:
                 continue  # not ours (any more): never acknowledged, so read again elsewhere
-            msg.incref()  # held until decided (take_events acknowledges once, we once more)
             m.EVENTS_IN.labels(msg.topic, "record").inc()
             part.received[msg.topic] = msg.offset
             part.arrived = time.monotonic()
@@ -326,22 +339,69 @@ class MinhuWorker:
 
     # ---- deciding -----------------------------------------------------------------------------
 
+    def _settle(self) -> None:
+        """Tell each engine what may still be read again: the oldest record decided since the
+        offsets Faust has committed."""
+        committed = self.app.consumer._committed_offset  # type: ignore[attr-defined]
+        for part in self.parts.values():
+            oldest: datetime | None = None
+            for topic, waiting in part.uncommitted.items():
+                done = committed.get(faust.types.TP(topic, part.partition))
+                while waiting and done is not None and waiting[0][0] < done:
+                    waiting.popleft()
+                if waiting:
+                    first = min(t for _, t in waiting)
+                    oldest = first if oldest is None else min(oldest, first)
+            part.engine.settled = oldest
+
+    def _decided(self, part: Part, eff: Effects, item: Item) -> None:
+        msg = item.event.message
+        at = eff.intake.event_time if eff.intake and eff.intake.event_time else None
+        if at is None:
+            at = datetime.fromtimestamp((msg.timestamp or 0) / 1000, UTC)
+        part.uncommitted[msg.topic].append((msg.offset, at))
+
     async def _decide(self) -> None:
         batch = Batch()
         wall = datetime.now(UTC)
+        self._settle()
         for part in self.parts.values():
             for item in part.urgent:
                 eff = part.engine.feed(item.raw, item.position, advance=False)
+                self._decided(part, eff, item)
                 batch.steps.append((part, eff, item.position, item))
             part.urgent.clear()
             released = part.merge.release(self._reader(part))
             for item in released:
                 eff = part.engine.feed(item.raw, item.position)
+                self._decided(part, eff, item)
+                if os.environ.get("MINHU_TRACE"):
+                    log.warning(
+                        "TRACE feed p%s %s %s clock=%s id=%s settled=%s",
+                        part.partition,
+                        item.position,
+                        eff.outcome,
+                        part.engine.clock,
+                        item.raw[40:95] if isinstance(item.raw, bytes) else None,
+                        part.engine.settled,
+                    )
                 batch.steps.append((part, eff, item.position, item))
             for topic in [t for t in part.paused if len(part.merge.queues[t]) < MAX_WAITING // 2]:
                 part.paused.discard(topic)
                 self.app.consumer.resume_partitions([faust.types.TP(topic, part.partition)])
             if self._live(part, wall):
+                if os.environ.get("MINHU_TRACE"):
+                    log.warning(
+                        "TRACE wall p%s clock=%s wm=%s received=%s high=%s",
+                        part.partition,
+                        part.engine.clock,
+                        part.engine.watermark,
+                        part.received,
+                        {
+                            t: self.app.consumer.highwater(faust.types.TP(t, part.partition))
+                            for t in self.sources
+                        },
+                    )
                 eff = part.engine.advance(wall - LIVE_LAG)
                 if eff.outputs or eff.written:
                     batch.steps.append((part, eff, None, None))
@@ -401,15 +461,27 @@ class MinhuWorker:
                 if not eff.forward_to:
                     self.ledger.record(eff, at or Position("clock", None))
             await asyncio.to_thread(self.ledger.flush)
+        # The state, one changelog record per changed bucket, each waited for: Faust's own
+        # buffer can give up flushing under load and let the offsets be committed first.
+        sent = []
         for part, writes in _writes_by_part(batch):
             with _writing_to(part):
                 for key, bucket in writes.items():
                     k = key.encode()
                     if bucket is None:
-                        if k in self.table:
-                            del self.table[k]
+                        sent.append(
+                            self.table.send_changelog(
+                                part.partition, k, None, value_serializer="raw"
+                            )
+                        )
+                        if k in self.table.data:
+                            del self.table.data[k]
                     else:
-                        self.table[k] = dump_bucket(bucket)
+                        v = dump_bucket(bucket)
+                        sent.append(self.table.send_changelog(part.partition, k, v))
+                        self.table.data[k] = v
+        if sent:
+            await asyncio.gather(*sent)
         for _, _, _, item in batch.steps:
             if item is not None:
                 item.event.ack()
@@ -460,6 +532,20 @@ class MinhuWorker:
             if self.rebuild:
                 self._build()
             await self._decide()
+            if time.monotonic() - getattr(self, "_dbg_t", 0) > 3:
+                self._dbg_t = time.monotonic()
+                for part in self.parts.values():
+                    if part.merge:
+                        st = {
+                            t.split(".")[-1]: (
+                                self._caught_up(part, t),
+                                part.received.get(t),
+                                self.app.consumer.highwater(faust.types.TP(t, part.partition)),
+                                len(part.merge.queues[t]),
+                            )
+                            for t in self.sources
+                        }
+                        log.warning("DEBUG p%s held=%s %s", part.partition, len(part.merge), st)
 
     async def _broker_reachable(self) -> bool:
         for address in self.s.broker.split(","):
@@ -535,7 +621,8 @@ def _writes_by_part(batch: Batch) -> Iterator[tuple[Part, dict[str, Any]]]:
 
 @contextlib.contextmanager
 def _writing_to(part: Part) -> Iterator[None]:
-    """Table writes outside an event go to this partition (the changelog's, and RocksDB's)."""
+    """Table writes outside an event go to this partition (RocksDB's store asks the event
+    being processed which partition a key is in)."""
     assert part.shim is not None
     token = _current_event.set(weakref.ref(part.shim))  # type: ignore[arg-type]
     try:
@@ -552,7 +639,11 @@ def run_worker(
 
     partitions = partitions_to_use(settings)
     worker = MinhuWorker(settings, rules, registry, partitions)
-    faust.Worker(worker.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    runner = faust.Worker(worker.app, loglevel=loglevel, quiet=True)
+    # Faust's terminal spinner turns every logger up to DEBUG (to spin on each message) when
+    # the level is WARN or above: a tenth of the worker's time went into aiokafka's debug lines.
+    runner.spinner = None
+    runner.execute_from_commandline()
 
 
 __all__ = ["MinhuWorker", "run_worker"]
