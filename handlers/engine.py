@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from handlers.ids import SHARD_HEX, Identity, bucket_of_case, case_id_for
-from handlers.intake import parse_input, rejection
+from handlers.intake import implausible_time, parse_input, rejection
 from handlers.lifecycle import (
     CaseState,
     Refusal,
@@ -76,7 +76,7 @@ class IntakeRow:
     event_type: str | None
     event_time: datetime | None
     case_id: str | None
-    payload: str
+    payload: str  # the record as read (a store keeps `handlers.intake.kept(payload)`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,10 +298,13 @@ class Engine:
         at: Position,
         read_at: datetime | None = None,
         advance: bool = True,
+        now: datetime | None = None,
     ) -> Effects:
         """Handle one record read at `at`. `read_at` stamps a dead letter that has no event time
         of its own (default: the engine's clock); `advance=False` leaves the clock alone (a
-        live driver that advances it by the wall clock, or the life-safety lane)."""
+        live driver that advances it by the wall clock, or the life-safety lane). `now` is the
+        wall clock when the record was read: an event dated further ahead of it than
+        `rules.time.max_ahead` is refused (the drivers always pass it)."""
         eff = Effects()
         parsed = parse_input(
             raw, at.received_from, at.offset, read_at if read_at is not None else self.clock
@@ -310,9 +313,28 @@ class Engine:
         if isinstance(parsed, EventRejected):
             eff.outputs.append(parsed)
             eff.outcome = "rejected"
-            eff.intake = IntakeRow(at, "rejected", None, None, None, None, parsed.data.payload)
+            eff.intake = IntakeRow(at, "rejected", None, None, None, None, payload)
             return eff
         event = parsed
+        known = self.clock if self.clock > EPOCH else None
+        implausible = implausible_time(event.time, now, known, self.rules.time)
+        if implausible is not None:
+            dead = rejection(
+                "implausible_time",
+                implausible,
+                [],
+                payload,
+                at.received_from,
+                at.offset,
+                read_at if read_at is not None else self.clock,
+                event.id,
+                event.type,
+                (event.source, event.id),
+            )
+            eff.outputs.append(dead)
+            eff.outcome = "rejected"
+            eff.intake = IntakeRow(at, "rejected", None, event.type, None, None, payload)
+            return eff
         if event.time > self.watermark:
             self.watermark = event.time
         if advance:
@@ -334,7 +356,7 @@ class Engine:
                 event, self.rules, self.registry, at.received_from, at.offset, payload
             )
             if isinstance(assessed, EventRejected):
-                self._refused(eff, assessed, self.orphans, ident, at, event.time, None)
+                self._refused(eff, assessed, self.orphans, ident, at, event.time, None, payload)
             elif not self._holds(assessed.bucket):
                 eff.forward_to = assessed.bucket[:SHARD_HEX]
             else:
@@ -365,12 +387,11 @@ class Engine:
         at: Position,
         t: datetime,
         case_id: str | None,
+        payload: str,
     ) -> None:
         eff.outputs.append(dead)
         eff.outcome = "rejected"
-        eff.intake = IntakeRow(
-            at, "rejected", ident, dead.data.event_type, t, case_id, dead.data.payload
-        )
+        eff.intake = IntakeRow(at, "rejected", ident, dead.data.event_type, t, case_id, payload)
         bucket = self._bucket(key, t)
         self._applied(bucket, ident, at, t)
         self._write(eff, key, bucket)
@@ -452,7 +473,7 @@ class Engine:
                 ident,
             )
             home = key if key is not None and stored is not None else self.orphans
-            self._refused(eff, dead, home, ident, at, event.time, case_id)
+            self._refused(eff, dead, home, ident, at, event.time, case_id, payload)
             return
         assert key is not None
         events, new = outcome

@@ -1,26 +1,103 @@
-"""Parsing and validating raw intake records: each becomes an event or a dead letter."""
+"""Parsing and validating raw records: each becomes an event or a dead letter with a reason a
+person can act on.
+
+A dead letter keeps the record as it came (its `payload`), with two exceptions that every
+store needs: characters no database can hold (NUL, other C0 controls, lone surrogates) are
+written as `\\uXXXX` escapes, and a record over `MAX_RECORD_BYTES` keeps its first
+`KEPT_OF_LARGE` bytes and says how long it was.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pydantic import ValidationError
 
 from handlers.errors import loc_text
 from handlers.ids import Identity, identity_text
+from handlers.rules import TimeSpec
 from schemas import (
     EVENT_REJECTED,
     EventRejected,
     EventRejectedData,
     FieldError,
 )
+from schemas.common import KEPT_OF_LARGE, MAX_RECORD_BYTES
 from schemas.lifecycle import InputEvent, input_adapter
 from schemas.routing import ErrorKind
 
 REJECTION_SOURCE = "minhu/router"
 MAX_ERRORS_LISTED = 10
+_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+EVENT_TYPES = (
+    "minhu.appeal.reported, minhu.alarm.raised, minhu.patrol.reported, "
+    "minhu.case.acknowledged, minhu.case.resolved, minhu.case.verified, "
+    "minhu.case.escalation_requested, minhu.case.reassign_requested, "
+    "minhu.case.extension_requested, minhu.case.extension_decided, minhu.rating.submitted"
+)
+
+
+# No event is believed after this, whatever the rules say: every deadline computed from an
+# event's time stays far inside what a datetime can hold.
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def implausible_time(
+    t: datetime, now: datetime | None, clock: datetime | None, spec: TimeSpec
+) -> str | None:
+    """Why an event's time cannot be believed, or None: the one place event time is bounded
+    (escalation_rules.yaml, `time:`). `now` is the wall clock when the record was read, `clock`
+    the stream's (the latest event time decided), either unknown (None)."""
+    if t < spec.earliest:
+        return f"dated {t.isoformat()}, before {spec.earliest.isoformat()}"
+    if now is not None and t > now + spec.max_ahead:
+        return (
+            f"dated {t.isoformat()}, {_span(t - now)} ahead of when it was read "
+            f"({now.isoformat()}): more than {_span(spec.max_ahead)} ahead is refused"
+        )
+    if clock is not None and t > clock + spec.max_jump:
+        return (
+            f"dated {t.isoformat()}, {_span(t - clock)} after the stream's latest event "
+            f"({clock.isoformat()}): more than {_span(spec.max_jump)} is refused"
+        )
+    if t > LATEST:
+        return f"dated {t.isoformat()}, after {LATEST.isoformat()}"
+    return None
+
+
+def _span(d: timedelta) -> str:
+    """A span the way a person writes it: 3d 4h, 2h 5m, 40s."""
+    secs = int(d.total_seconds())
+    days, rest = divmod(secs, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [f"{n}{u}" for n, u in ((days, "d"), (hours, "h"), (minutes, "m")) if n]
+    return " ".join(parts[:2]) or f"{seconds}s"
+
+
+def storable(payload: str) -> str:
+    """The payload with what no store can hold written as \\uXXXX escapes."""
+    if _UNSTORABLE.search(payload) is None:
+        return payload
+    return _UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", payload)
+
+
+def kept(payload: str) -> str:
+    """What a store keeps of a record: all of it, its unstorable characters escaped, or of a
+    record over `MAX_RECORD_BYTES` its first `KEPT_OF_LARGE` bytes and its length."""
+    size = len(payload.encode("utf-8", "surrogatepass"))
+    if size > MAX_RECORD_BYTES:
+        head = payload.encode("utf-8", "surrogatepass")[:KEPT_OF_LARGE]
+        payload = f"{as_text(head)}…({size:,} bytes in all)"
+    return storable(payload)
+
+
+def as_text(raw: str | bytes) -> str:
+    return raw if isinstance(raw, str) else raw.decode("utf-8", errors="backslashreplace")
 
 
 def parse_input(
@@ -30,8 +107,22 @@ def parse_input(
     fails becomes a dead letter.
 
     `received_from` (a topic or file name) and `position` (offset or line number) say where it
-    came from; `received_at` stamps the dead letter (the shell's clock: event time in replays).
+    came from; `received_at` stamps the dead letter.
     """
+    size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
+    if size > MAX_RECORD_BYTES:
+        text = as_text(raw[:KEPT_OF_LARGE])
+        return rejection(
+            "too_large",
+            f"record of {size:,} bytes: the limit is {MAX_RECORD_BYTES:,} bytes",
+            [],
+            f"{text}…({size:,} bytes in all)",
+            received_from,
+            position,
+            received_at,
+            None,
+            None,
+        )
     try:
         return input_adapter.validate_json(raw)
     except ValidationError as err:
@@ -50,12 +141,12 @@ def reject_invalid(
     kind: ErrorKind = "invalid_event"
     if first["type"] == "json_invalid":
         kind = "malformed_json"
-    elif first["type"] == "union_tag_invalid":
+    elif first["type"] in ("union_tag_invalid", "union_tag_not_found"):
         kind = "unknown_type"
-    listed = [FieldError(loc=loc_text(e["loc"]) or "(record)", msg=e["msg"]) for e in errors]
-    reason = _reason(kind, listed, len(errors))
-    payload = raw if isinstance(raw, str) else raw.decode("utf-8", errors="backslashreplace")
+    payload = as_text(raw)
     event_id, event_type = _peek(payload)
+    listed = [_plainly(e, event_type) for e in errors]
+    reason = _reason(kind, listed, len(errors), event_type)
     return rejection(
         kind,
         reason,
@@ -69,14 +160,41 @@ def reject_invalid(
     )
 
 
-def _reason(kind: ErrorKind, errors: list[FieldError], count: int) -> str:
+def _plainly(error: Any, event_type: str | None) -> FieldError:
+    """One validation error in words: the field as a path inside the event, and what is
+    wrong with it (not pydantic's own phrasing where a person would not follow it)."""
+    loc = list(error["loc"])
+    if loc and event_type is not None and loc[0] == event_type:
+        loc = loc[1:]  # the discriminated union's tag: the event type, not a field
+    where = loc_text(loc) or "(record)"
+    kind, msg = error["type"], error["msg"]
+    if kind == "missing":
+        msg = f"the field '{where}' is missing"
+    elif kind == "extra_forbidden":
+        msg = f"the field '{where}' is not part of a {event_type or 'minhu event'}"
+    elif kind == "union_tag_not_found":
+        where, msg = "type", "the field 'type' is missing: it names the kind of event"
+    elif kind == "union_tag_invalid":
+        tag = error.get("ctx", {}).get("tag", event_type)
+        where, msg = "type", f"'{tag}' is not an event minhu knows (it knows {EVENT_TYPES})"
+    elif kind == "value_error":
+        msg = msg.removeprefix("Value error, ")
+    elif kind in ("json_invalid", "json_type"):
+        msg = msg.removeprefix("Invalid JSON: ")
+    return FieldError(loc=where, msg=msg)
+
+
+def _reason(kind: ErrorKind, errors: list[FieldError], count: int, event_type: str | None) -> str:
     first = errors[0]
     if kind == "malformed_json":
         return f"malformed JSON: {first.msg}"
     if kind == "unknown_type":
         return f"unknown event type: {first.msg}"
     more = f" (and {count - 1} more)" if count > 1 else ""
-    return f"invalid event: {first.loc}: {first.msg}{more}"
+    what = event_type or "event"
+    if first.msg.startswith("the field "):
+        return f"invalid {what}: {first.msg}{more}"
+    return f"invalid {what}: {first.loc}: {first.msg}{more}"
 
 
 def _peek(payload: str) -> tuple[str | None, str | None]:
@@ -89,8 +207,8 @@ def _peek(payload: str) -> tuple[str | None, str | None]:
         return None, None
     event_id, event_type = doc.get("id"), doc.get("type")
     return (
-        event_id if isinstance(event_id, str) else None,
-        event_type if isinstance(event_type, str) else None,
+        storable(event_id)[:200] if isinstance(event_id, str) else None,
+        storable(event_type)[:200] if isinstance(event_type, str) else None,
     )
 
 
@@ -124,13 +242,13 @@ def rejection(
         subject=event_id,
         datacontenttype="application/json",
         data=EventRejectedData.model_construct(
-            reason=reason,
+            reason=storable(reason),
             error_kind=kind,
-            errors=errors,
+            errors=[FieldError(loc=storable(e.loc), msg=storable(e.msg)) for e in errors],
             received_from=received_from,
             position=position,
             event_id=event_id,
             event_type=event_type,
-            payload=payload,
+            payload=storable(payload),
         ),
     )

@@ -20,7 +20,7 @@ from handlers.intake import rejection
 from handlers.locate import Located, at_building, locate
 from handlers.privacy import mask_name, mask_phone
 from handlers.registry import Registry, Unit
-from handlers.rules import Facts, Kind, Route, Rules
+from handlers.rules import AlarmTypeSpec, Facts, Kind, Route, Rules
 from schemas import (
     CASE_ATTACHED,
     CASE_ROUTED,
@@ -159,6 +159,21 @@ def assess(
     )
 
 
+def implausible_reading(reading: float, threshold: float, spec: AlarmTypeSpec) -> str | None:
+    """Why an alarm's reading cannot be an alarm, or None (escalation_rules.yaml, `alarm_types`:
+    `valid_range`, `below_threshold`). Non-finite and boolean readings never parse."""
+    if spec.valid_range is not None:
+        lo, hi = spec.valid_range
+        if not lo <= reading <= hi or not lo <= threshold <= hi:
+            return (
+                f"reading {reading:g} (threshold {threshold:g}) outside the range this alarm "
+                f"type can measure, {lo:g} to {hi:g}"
+            )
+    if reading < threshold and spec.below_threshold == "refuse":
+        return f"reading {reading:g} is below its threshold {threshold:g}: not an alarm"
+    return None
+
+
 def _assess_alarm(
     event: AlarmRaised,
     rules: Rules,
@@ -179,6 +194,8 @@ def _assess_alarm(
         )
     elif d.alarm_type not in sensor.alarm_types:
         reason = f"sensor '{d.sensor_id}' does not report {d.alarm_type.value}"
+    elif why := implausible_reading(d.reading, d.threshold, rules.readings[d.alarm_type]):
+        kind, reason = "implausible_reading", why
     if sensor is None or reason:
         return rejection(
             kind,
@@ -207,6 +224,8 @@ def _assess_alarm(
     summary = (
         f"{d.alarm_type.value} alarm: reading {d.reading:g}{unit} (threshold {d.threshold:g}{unit})"
     )
+    if d.reading < d.threshold:  # kept by `below_threshold: flag`: the responder is told
+        summary += "; below its threshold: check the sensor"
     if sensor.resident_note:
         summary += f"; resident: {sensor.resident_note}"
     caller = None

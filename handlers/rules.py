@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from handlers.errors import ConfigError, validation_problems
 from handlers.registry import GridKind, Registry, alternation
@@ -65,6 +65,8 @@ class CategorySpec(_Spec):
 class AlarmTypeSpec(_Spec):
     category: str
     severity: Severity
+    below_threshold: Literal["refuse", "flag"] = "refuse"
+    valid_range: tuple[float, float] | None = None
 
 
 class MatchSpec(_Spec):
@@ -120,6 +122,12 @@ class MemorySpec(_Spec):
     identities: Duration = parse_duration("7d")
 
 
+class TimeSpec(_Spec):
+    max_ahead: Duration = parse_duration("1h")
+    max_jump: Duration = parse_duration("30d")
+    earliest: AwareDatetime = datetime(2000, 1, 1, tzinfo=UTC)
+
+
 class RulesSpec(_Spec):
     version: Literal[1]
     ceilings: dict[Severity, Tier]
@@ -127,6 +135,7 @@ class RulesSpec(_Spec):
     location: LocationSpec = LocationSpec()
     lifecycle: LifecycleSpec = LifecycleSpec()
     memory: MemorySpec = MemorySpec()
+    time: TimeSpec = TimeSpec()
     fallback_category: str
     categories: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], CategorySpec]
     alarm_types: dict[AlarmType, AlarmTypeSpec]
@@ -230,9 +239,11 @@ class Rules:
     max_distance_m: float
     rating_due: timedelta
     identity_memory: timedelta
+    time: TimeSpec
     fallback_category: str
     categories: Mapping[str, Category]
     alarm_types: Mapping[AlarmType, tuple[str, Severity]]
+    readings: Mapping[AlarmType, AlarmTypeSpec]
     routes: tuple[Route, ...]
     repeats: tuple[RepeatRule, ...]
     storms: tuple[StormRule, ...]
@@ -424,9 +435,11 @@ def compile_rules(raw: Any, source: str = "rules", registry: Registry | None = N
         max_distance_m=spec.location.max_distance_m,
         rating_due=spec.lifecycle.rating_due,
         identity_memory=spec.memory.identities,
+        time=spec.time,
         fallback_category=spec.fallback_category,
         categories=categories,
         alarm_types={at: (a.category, a.severity) for at, a in spec.alarm_types.items()},
+        readings=dict(spec.alarm_types),
         routes=tuple(
             Route(
                 r.id,

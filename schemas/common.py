@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 
 class Tier(StrEnum):
@@ -71,12 +81,54 @@ class AlarmType(StrEnum):
     ELEVATOR_TRAPPED = "elevator_trapped"
 
 
-ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+# Characters no text of an event may hold: C0 controls but tab, line feed and carriage return
+# (PostgreSQL refuses NUL in text; the others are never meant), DEL, and lone UTF-16
+# surrogates (no encoding can store them). A record with one is refused with the field's name.
+_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def plain(text: str) -> str:
+    """Text every store accepts, or a ValueError that says which character is not."""
+    m = _UNSAFE.search(text)
+    if m is not None:
+        raise ValueError(
+            f"contains the control character U+{ord(m.group()):04X}, which no text may hold"
+        )
+    return text
+
+
+Plain = AfterValidator(plain)
+ShortText = Annotated[str, Field(min_length=1, max_length=200), Plain]
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][\w.:\-]*$")]
 # The limit on free text: longer appeals are rejected to the dead-letter topic with the reason.
 MAX_TEXT_CHARS = 4000
-FreeText = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
-PhotoUrl = Annotated[str, Field(max_length=2000, pattern=r"^https?://\S+$")]
+FreeText = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS), Plain]
+PhotoUrl = Annotated[str, Field(max_length=2000, pattern=r"^https?://\S+$"), Plain]
+# The largest record any entry point accepts (route, publish, the workers, the service); a larger
+# one is refused with its size, and its dead letter keeps only its first `KEPT_OF_LARGE` bytes.
+MAX_RECORD_BYTES = 512 * 1024
+KEPT_OF_LARGE = 4096
+# A reading is a finite number, never a string or a boolean ("NaN", true and 1e309 are refused).
+Reading = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def _rfc3339(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _RFC3339.match(value):
+        return value
+    raise ValueError(
+        "must be a date and time with its UTC offset (RFC 3339), like "
+        "2026-11-01T09:00:00+08:00; numbers and times without an offset are refused"
+    )
+
+
+# When an event happened: RFC 3339 text with an offset, nothing else (no epoch numbers).
+EventTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 
 
 class Location(BaseModel):

@@ -6,7 +6,16 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from schemas.common import AlarmType, Channel, FreeText, Identifier, Location, PhotoUrl, ShortText
+from schemas.common import (
+    AlarmType,
+    Channel,
+    FreeText,
+    Identifier,
+    Location,
+    PhotoUrl,
+    Reading,
+    ShortText,
+)
 from schemas.envelope import CloudEvent
 
 APPEAL_REPORTED: Final = "minhu.appeal.reported"
@@ -41,8 +50,8 @@ class AlarmData(_Data):
     sensor_id: Identifier
     gateway_id: Identifier
     alarm_type: AlarmType
-    reading: float
-    threshold: float
+    reading: Reading
+    threshold: Reading
     unit: Annotated[str, Field(max_length=20)] | None = Field(
         default=None, description="Unit of reading and threshold, e.g. '%LEL' or 'ppm'"
     )

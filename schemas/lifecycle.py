@@ -11,7 +11,7 @@ from typing import Annotated, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
-from schemas.common import FreeText, Identifier, PhotoUrl, Tier
+from schemas.common import FreeText, Identifier, PhotoUrl, Plain, Tier
 from schemas.envelope import CloudEvent
 from schemas.intake import AlarmRaised, AppealReported, PatrolReported
 
@@ -28,8 +28,8 @@ CASE_REOPENED: Final = "minhu.case.reopened"
 RATING_REQUESTED: Final = "minhu.rating.requested"
 RATING_RECORDED: Final = "minhu.rating.recorded"
 
-CaseId = Annotated[str, Field(min_length=1, max_length=64)]
-Note = Annotated[str, Field(max_length=2000)]
+CaseId = Annotated[str, Field(min_length=1, max_length=64), Plain]
+Note = Annotated[str, Field(max_length=2000), Plain]
 Verdict = Literal["satisfied", "basically_satisfied", "dissatisfied"]
 EscalationReason = Literal[
     "ack_timeout", "resolve_timeout", "requested", "repeated_appeals", "dissatisfied"

@@ -25,7 +25,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from handlers.engine import Effects, Engine, Outcome
 from handlers.lifecycle import CaseState
@@ -130,7 +130,9 @@ class EmbeddedRunner:
                 self.tally.count(replay.outcome)
                 return
         now = self.clock() if self.clock else None
-        eff = self.engine.feed(raw, at, read_at=now, advance=self.clock is None)
+        eff = self.engine.feed(
+            raw, at, read_at=now, advance=self.clock is None, now=now or datetime.now(UTC)
+        )
         if eff.refusal is not None and eff.refusal.kind == "unauthorized" and eff.intake:
             log.warning(
                 "refused %s %s: %s",

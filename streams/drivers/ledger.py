@@ -43,6 +43,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from handlers.engine import Effects, IntakeRow, Outcome
 from handlers.ids import Identity
+from handlers.intake import kept
 from handlers.state import Bucket, DictStore, Position, dump_bucket, load_bucket
 from schemas import EVENT_MODELS, CaseAttached, CaseRouted, CloudEvent, EventRejected
 
@@ -348,7 +349,7 @@ class Ledger:
                 "event_type": row.event_type,
                 "event_time": row.event_time,
                 "case_id": row.case_id,
-                "payload": row.payload,
+                "payload": kept(row.payload),
             }
         )
 

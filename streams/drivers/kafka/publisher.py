@@ -28,7 +28,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from handlers.ids import shard_token_of_case
-from handlers.intake import parse_input
+from handlers.intake import implausible_time, parse_input
 from handlers.registry import Registry
 from handlers.routing import assess
 from handlers.rules import Rules
@@ -98,14 +98,19 @@ class Publisher:
         )
 
     def publish(self, raw: str | bytes, position: int | None = None) -> PublishResult:
-        size = len(raw.encode() if isinstance(raw, str) else raw)
+        value = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
+        size = len(value)
         if size > MAX_RECORD_BYTES:
             return PublishResult(
                 False, reason=f"record of {size:,} bytes: the limit is {MAX_RECORD_BYTES:,}"
             )
-        parsed = parse_input(raw, "publisher", position, datetime.now(UTC))
+        now = datetime.now(UTC)
+        parsed = parse_input(raw, "publisher", position, now)
         if isinstance(parsed, EventRejected):
             return PublishResult(False, reason=parsed.data.reason)
+        implausible = implausible_time(parsed.time, now, None, self.rules.time)
+        if implausible is not None:  # the workers would refuse it too; its time is no timestamp
+            return PublishResult(False, reason=implausible)
         kind, key = route_for(parsed, self.rules, self.registry)
         wanted = "appeal" if kind == "urgent" else kind
         if self.kind is not None and wanted != self.kind and kind != self.kind:
@@ -115,7 +120,6 @@ class Publisher:
                 f"--kind {wanted})",
             )
         topic = self.topics.intake(kind)
-        value = raw if isinstance(raw, bytes) else raw.encode()
         try:
             self.producer.send(
                 topic,

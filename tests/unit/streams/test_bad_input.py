@@ -73,7 +73,7 @@ def test_each_kind_of_bad_record(rules: Rules, registry: Registry, make: EventFa
     reasons = [d.reason for d in dls]
     assert "data.channel" in reasons[1]
     assert "minhu.complaint.filed" in reasons[2]
-    assert "data.location" in reasons[3] and "Field required" in reasons[3]
+    assert "data.location" in reasons[3] and "is missing" in reasons[3]
     assert "time" in reasons[4]
     assert "4000 characters" in reasons[5]
     assert "ghost-sensor" in reasons[6]
