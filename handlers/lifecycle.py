@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, NamedTuple
 
+from handlers.privacy import mask_free_text, pseudonym
 from handlers.registry import Person, Registry, Role, Unit
 from handlers.rules import Rules
 from schemas import CaseAttached, CaseRouted, Tier
@@ -475,7 +476,7 @@ def apply_action(
                 category=state.category,
                 resolved_by=state.resolved_by,
                 verified_by=d.actor_id,
-                note=d.note,
+                note=_masked(d.note),
             ),
         )
         _request_ratings(em, at, registry, rules)
@@ -494,13 +495,18 @@ def apply_action(
             tier=state.tier,
             unit_id=state.unit_id,
             opening=state.opening,
-            note=d.note,
+            note=_masked(d.note),
             within_sla=deadline is None or at <= deadline,
         ),
     )
     return em.done(
         em.state._replace(status=after, resolved_by=d.actor_id if status == "resolved" else None)
     )
+
+
+def _masked(note: str | None) -> str | None:
+    """A responder's note as the bus carries it: phone and ID numbers masked."""
+    return None if note is None else mask_free_text(note)
 
 
 def _request_ratings(em: _Emitter, at: datetime, registry: Registry, rules: Rules) -> None:
@@ -518,7 +524,7 @@ def _request_ratings(em: _Emitter, at: datetime, registry: Registry, rules: Rule
             RatingRequestedData.model_construct(
                 case_id=state.case_id,
                 opening=state.opening,
-                rater_id=p.rater_id,
+                rater_id=pseudonym(p.rater_id) if p.rater_kind == "caller" else p.rater_id,
                 rater_kind=p.rater_kind,
                 ratee_unit_id=p.ratee_unit_id,
                 ratee_tier=p.ratee_tier,
@@ -560,20 +566,21 @@ def rate(rating: RatingSubmitted, state: CaseState, registry: Registry) -> Outco
                 f"{d.actor_id} is not a person of {d.rater_id}, so may not rate for it",
             )
     em = _Emitter(state)
+    caller = wanted.rater_kind == "caller"
     em.rating_recorded(
         at,
         RatingRecordedData.model_construct(
             case_id=state.case_id,
             opening=state.opening,
-            rater_id=d.rater_id,
+            rater_id=pseudonym(d.rater_id) if caller else d.rater_id,
             rater_kind=wanted.rater_kind,
-            actor_id=d.actor_id,
+            actor_id=pseudonym(d.actor_id) if caller else d.actor_id,
             ratee_unit_id=wanted.ratee_unit_id,
             ratee_tier=wanted.ratee_tier,
             category=state.category,
             verdict=d.verdict,
             score=d.score,
-            comment=d.comment,
+            comment=None if d.comment is None else mask_free_text(d.comment),
         ),
     )
     em.state = em.state._replace(rated=(*em.state.rated, d.rater_id))

@@ -18,7 +18,7 @@ from typing import Any
 from handlers.ids import bucket_key
 from handlers.intake import rejection
 from handlers.locate import Located, at_building, locate
-from handlers.privacy import mask_name, mask_phone
+from handlers.privacy import mask_caller_in, mask_name, mask_phone
 from handlers.registry import Registry, Unit
 from handlers.rules import AlarmTypeSpec, Facts, Kind, Route, Rules
 from schemas import (
@@ -126,6 +126,7 @@ def assess(
             "name": mask_name(c.name),
             "phone": mask_phone(c.phone),
         }
+        caller_name: str | None = c.name
         channel = event.data.channel
         on_spot = None
     else:
@@ -137,6 +138,7 @@ def assess(
             )
             category = rules.fallback_category
         caller = {"id": event.data.reporter_id, "name": None, "phone": None}
+        caller_name = None
         channel = None
         on_spot = event.data.handled_on_spot
     base = rules.categories[category].severity
@@ -154,7 +156,8 @@ def assess(
         tuple(notes),
         caller,
         event.data.location.household,
-        text[:SUMMARY_CHARS],
+        # The text as every topic carries it: phone and ID numbers, and the caller's name, masked.
+        mask_caller_in(text, caller_name)[:SUMMARY_CHARS],
         located.grid_id or located.community_id or registry.street.id,
     )
 

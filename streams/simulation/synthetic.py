@@ -350,6 +350,9 @@ class Responders:
         self.rng = random.Random(seed * 7919 + 1)
         self.n = 0
         self.places: dict[str, tuple[str | None, str | None]] = {}  # case -> (grid, community)
+        # case -> the caller's id, as the dispatch record gives it to the callback centre (a
+        # rating request names a resident by a pseudonym only)
+        self.callers: dict[str, str] = {}
         self.members: dict[str, list[str]] = {}
         for p in sorted(registry.people.values(), key=lambda p: p.id):
             self.members.setdefault(p.unit_id, []).append(p.id)
@@ -386,6 +389,8 @@ class Responders:
         d = event.data
         if t == "minhu.case.routed":
             self.places[d.case_id] = (d.grid_id, d.community_id)
+            if d.caller is not None:
+                self.callers[d.case_id] = d.caller.id
             if d.status == "closed":
                 return []
             return self._assignment(
@@ -497,11 +502,14 @@ class Responders:
         verdict = rng.choices(
             ["satisfied", "basically_satisfied", "dissatisfied"], weights=[82, 12, 6]
         )[0]
-        actor = d.rater_id if d.rater_kind == "caller" else self._actor(d.rater_id)
+        if d.rater_kind == "caller":
+            actor = rater = self.callers.get(d.case_id, d.rater_id)
+        else:
+            actor, rater = self._actor(d.rater_id), d.rater_id
         data: Doc = {
             "case_id": d.case_id,
             "actor_id": actor,
-            "rater_id": d.rater_id,
+            "rater_id": rater,
             "verdict": verdict,
             "score": {"satisfied": 5, "basically_satisfied": 4, "dissatisfied": 2}[verdict],
         }

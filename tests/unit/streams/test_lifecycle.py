@@ -9,12 +9,15 @@ from typing import Any
 
 import pytest
 
+from handlers.privacy import pseudonym
 from handlers.registry import Registry
 from handlers.rules import Rules
 from schemas import EventRejected
 from streams.drivers.embedded import EmbeddedRunner
 from streams.topics import Record
 from tests.conftest import EventFactory
+
+RES_1 = pseudonym("res-1")
 
 CST = timezone(timedelta(hours=8))
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=CST)
@@ -134,7 +137,8 @@ def test_happy_path_closes_and_asks_the_caller(w: World) -> None:
     assert len(closed) == 1 and closed[0].verified_by == GRID_WORKER
     assert closed[0].resolved_by == GRID_HEAD
     [req] = w.of("rating.requested", case)
-    assert (req.rater_id, req.rater_kind, req.ratee_unit_id) == ("res-1", "caller", "qy-g01")
+    # On the bus a resident rater is a pseudonym, the same one each time.
+    assert (req.rater_id, req.rater_kind, req.ratee_unit_id) == (RES_1, "caller", "qy-g01")
     [rec] = w.of("rating.recorded", case)
     assert (rec.verdict, rec.ratee_unit_id) == ("satisfied", "qy-g01")
     assert w.topics(case, "case.closed") == {"minhu.closures"}
@@ -195,7 +199,7 @@ def test_requested_escalation_and_ratings_up_the_chain(w: World) -> None:
     ]
     asked = {(r.rater_id, r.rater_kind, r.ratee_unit_id) for r in w.of("rating.requested", case)}
     assert asked == {
-        ("res-1", "caller", "qingyuan"),
+        (RES_1, "caller", "qingyuan"),
         ("qy-m004", "unit", "qy-g01"),
         ("qy-g01", "unit", "qingyuan"),
     }
