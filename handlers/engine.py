@@ -306,9 +306,10 @@ class Engine:
         wall clock when the record was read: an event dated further ahead of it than
         `rules.time.max_ahead` is refused (the drivers always pass it)."""
         eff = Effects()
-        parsed = parse_input(
-            raw, at.received_from, at.offset, read_at if read_at is not None else self.clock
-        )
+        # What stamps a dead letter with no time of its own: when it was read, else the
+        # stream's clock, else (nothing valid decided yet) the wall clock — never 1970.
+        stamp = read_at or (self.clock if self.clock > EPOCH else now) or self.clock
+        parsed = parse_input(raw, at.received_from, at.offset, stamp)
         payload = raw if isinstance(raw, str) else raw.decode("utf-8", "backslashreplace")
         if isinstance(parsed, EventRejected):
             eff.outputs.append(parsed)
@@ -326,7 +327,7 @@ class Engine:
                 payload,
                 at.received_from,
                 at.offset,
-                read_at if read_at is not None else self.clock,
+                stamp,
                 event.id,
                 event.type,
                 (event.source, event.id),
