@@ -313,7 +313,7 @@ def test_the_publisher_routes_the_new_actions_to_the_action_topic(
 ) -> None:
     from streams.drivers.kafka.publisher import route_for
 
-    case = "case-c5ce53f447dabf33"
+    case = "case-0a1b2c3d4e5f-0123456789"
     data = {
         "reassign_requested": {"note": "转派", "to_unit_id": "qy-g02"},
         "extension_requested": {"extra": "2d", "note": "x"},
@@ -331,4 +331,5 @@ def test_the_publisher_routes_the_new_actions_to_the_action_topic(
             }
         )
     )
-    assert route_for(event, rules, registry) == ("action", shard_token_of_case(case))
+    assert route_for(event, rules, registry) == ("action", "0a1b")
+    assert shard_token_of_case(case) == "0a1b"
