@@ -217,7 +217,11 @@ def reassign(
                 "invalid_transition", f"{state.case_id} is already assigned to {found.id}"
             )
         target = found
-        explanation = f"{home.name} forwarded it from {current.name} to {target.name}"
+        explanation = (
+            f"{home.name} forwarded it to {target.name}"
+            if home.id == current.id
+            else f"{home.name} forwarded it from {current.name} to {target.name}"
+        )
         came_from = home.id
     at = action.time
     ack_by = at + state.ack_sla if state.ack_sla else None
