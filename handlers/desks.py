@@ -29,7 +29,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from handlers.lifecycle import CaseState, ExtensionAsk, Outcome, Refusal, _Emitter, _masked
+from handlers.lifecycle import (
+    LIFECYCLE_SOURCE,
+    CaseState,
+    ExtensionAsk,
+    Outcome,
+    Refusal,
+    _Emitter,
+    _masked,
+)
 from handlers.registry import Person, Registry, Role, Unit
 from handlers.rules import Rules
 from schemas import Tier
@@ -50,7 +58,6 @@ from schemas.lifecycle import (
     extension_duration,
 )
 
-LIFECYCLE_SOURCE = "minhu/lifecycle"
 DeskAction = CaseReassignRequested | CaseExtensionRequested | CaseExtensionDecided
 # The roles that dispatch and supervise: a unit's desk. Workers (微网格员, 网格员) are not.
 DESK_ROLES = frozenset(

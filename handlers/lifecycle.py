@@ -101,7 +101,7 @@ class CaseState(NamedTuple):
     handoff: bool = False
     seq: int = 0  # emitted events so far: makes every event id unique and stable
     closed_at: datetime | None = None  # when it last closed: it is forgotten after rating_due
-    # -- reassignment and extensions (reassign, request_extension, decide_extension) --
+    # -- reassignment and extensions: handlers/desks.py --
     # (unit, opening) of the current assignment when it began by routing or reassignment: only
     # such an assignment may be returned (退单); one escalated or reopened to a unit may not.
     returnable: tuple[str, int] | None = None
