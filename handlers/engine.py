@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from handlers.desks import DeskAction, apply_desk_action
 from handlers.ids import SHARD_HEX, Identity, bucket_of_case, case_id_for
 from handlers.intake import implausible_time, parse_input, rejection
 from handlers.lifecycle import (
@@ -457,6 +458,8 @@ class Engine:
             )
         elif isinstance(event, RatingSubmitted):
             outcome = rate(event, state, self.registry)
+        elif isinstance(event, DeskAction):
+            outcome = apply_desk_action(event, state, self.registry, self.rules)
         else:
             outcome = apply_action(event, state, self.registry, self.rules)  # type: ignore[arg-type]
         if isinstance(outcome, Refusal):

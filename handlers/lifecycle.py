@@ -67,6 +67,15 @@ class PendingRating(NamedTuple):
     ratee_tier: Tier
 
 
+class ExtensionAsk(NamedTuple):
+    """An extension asked and not yet decided: by whom, for which assignment, how much."""
+
+    unit_id: str
+    opening: int
+    extra: timedelta
+    actor_id: str
+
+
 class CaseState(NamedTuple):
     """What the lifecycle remembers of one case. `opening` counts handlings: 1, then +1 per
     reopening; ratings and the escalation chain belong to one opening. (A NamedTuple: immutable,
@@ -92,6 +101,13 @@ class CaseState(NamedTuple):
     handoff: bool = False
     seq: int = 0  # emitted events so far: makes every event id unique and stable
     closed_at: datetime | None = None  # when it last closed: it is forgotten after rating_due
+    # -- reassignment and extensions: handlers/desks.py --
+    # (unit, opening) of the current assignment when it began by routing or reassignment: only
+    # such an assignment may be returned (退单); one escalated or reopened to a unit may not.
+    returnable: tuple[str, int] | None = None
+    came_from: str | None = None  # the desk a return goes back to (None: the desk above)
+    extension_pending: ExtensionAsk | None = None  # asked, not yet decided
+    extension_opening: int = 0  # the opening in which an extension was asked (once each)
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +322,7 @@ def open_case(routed: CaseRouted, registry: Registry) -> Outcome:
         caller_id=d.caller.id if d.caller else None,
         seq=1,  # the routed event itself
         closed_at=at if closed else None,
+        returnable=(d.unit_id, 1),
     )
     em = _Emitter(state)
     if d.raised_from is not None:

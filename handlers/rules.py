@@ -116,6 +116,7 @@ class LocationSpec(_Spec):
 
 class LifecycleSpec(_Spec):
     rating_due: Duration = parse_duration("7d")
+    max_extension: Duration = parse_duration("7d")  # the most a unit may ask for (延期)
 
 
 class MemorySpec(_Spec):
@@ -252,6 +253,7 @@ class Rules:
     _category_order: Mapping[str, int]
     _severity_re: re.Pattern[str] | None
     _severity_of_word: Mapping[str, Severity]
+    max_extension: timedelta = timedelta(days=7)  # lifecycle.max_extension (handlers/desks.py)
 
     @cached_property
     def longest_repeat_window(self) -> timedelta:
@@ -466,4 +468,5 @@ def compile_rules(raw: Any, source: str = "rules", registry: Registry | None = N
         _category_order={cid: i for i, cid in enumerate(spec.categories)},
         _severity_re=alternation(list(sev_words)),
         _severity_of_word=sev_words,
+        max_extension=spec.lifecycle.max_extension,
     )

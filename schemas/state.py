@@ -41,6 +41,13 @@ class PendingRatingSnapshot(_Snap):
     ratee_tier: Tier
 
 
+class ExtensionAskSnapshot(_Snap):
+    unit_id: str
+    opening: int
+    extra_s: float
+    actor_id: str
+
+
 class CaseSnapshot(_Snap):
     case_id: str
     category: str
@@ -62,6 +69,11 @@ class CaseSnapshot(_Snap):
     handoff: bool
     seq: int
     closed_at: AwareDatetime | None
+    # reassignment and extensions (handlers/desks.py); defaults: snapshots written before them
+    returnable: tuple[str, int] | None = None
+    came_from: str | None = None
+    extension_pending: ExtensionAskSnapshot | None = None
+    extension_opening: int = 0
 
 
 class AppliedSnapshot(_Snap):

@@ -8,7 +8,8 @@ With the default prefix `minhu.`:
 | minhu.intake.alarm           | minhu.alarm.raised (sensor gateways)                       |
 | minhu.intake.urgent          | appeals and patrol reports about life or property (救命…)  |
 | minhu.intake.patrol          | minhu.patrol.reported (grid patrols)                       |
-| minhu.intake.action          | acknowledged, resolved, verified, escalation_requested     |
+| minhu.intake.action          | acknowledged, resolved, verified, escalation_requested,    |
+|                              | reassign_requested, extension_requested/_decided           |
 | minhu.intake.rating          | minhu.rating.submitted (谁呼谁评)                           |
 | minhu.dispatch.micro_grid    | cases for micro-grid workers                               |
 | minhu.dispatch.grid          | cases for grid workers and grid heads                      |
@@ -21,7 +22,8 @@ With the default prefix `minhu.`:
 
 A routed case goes to the dispatch topic of its tier, and also to the dispatch topic of each
 notified unit's tier (a gas leak goes to grid and community). Updates go to the case's tier;
-an escalation or reopening to the tier it leaves and the tier it reaches. Records are keyed by
+an escalation, reopening or reassignment to the tier it leaves and the tier it reaches; an
+extension asked or answered to the case's tier and the deciding tier above. Records are keyed by
 case id, so one case's records stay in order on one partition.
 
 Every intake topic is keyed by shard (handlers/ids.py): minhu's publishers put appeals and
@@ -38,6 +40,9 @@ from schemas import CaseAttached, CaseRouted, CloudEvent, Tier
 from schemas.lifecycle import (
     CaseClosed,
     CaseEscalated,
+    CaseExtensionAnswered,
+    CaseExtensionAsked,
+    CaseReassigned,
     CaseReopened,
     CaseUpdated,
     RatingRecorded,
@@ -114,6 +119,12 @@ class Topics:
         if isinstance(event, CaseReopened):
             r = event.data
             return self._moved(event, r.case_id, r.from_tier, r.tier, r.district_handoff)
+        if isinstance(event, CaseReassigned):
+            g = event.data
+            return self._moved(event, g.case_id, g.from_tier, g.to_tier, False)
+        if isinstance(event, CaseExtensionAsked | CaseExtensionAnswered):
+            x = event.data
+            return self._moved(event, x.case_id, x.tier, x.decider_tier, False)
         if isinstance(event, CaseClosed):
             return [Record(self.closures, event.data.case_id, event)]
         if isinstance(event, RatingRequested | RatingRecorded):

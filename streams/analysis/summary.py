@@ -160,6 +160,18 @@ def describe(ev: dict[str, Any]) -> str:
         return f"{d['status']} by {d['actor_id']} of {d['unit_id']}{late}"
     if kind == "case.escalated":
         return f"escalated ({d['reason']}): {d['explanation']}"
+    if kind == "case.reassigned":
+        return f"{d['kind']} by {d['actor_id']}: {d['explanation']}" + (
+            f" — {d['note']}" if d.get("note") else ""
+        )
+    if kind == "case.extension_asked":
+        return (
+            f"extension of {d['extra']} asked by {d['actor_id']} of {d['unit_id']} "
+            f"(to {d['requested_resolve_by']}), for {d['decider_unit_id']} to decide"
+        )
+    if kind == "case.extension_answered":
+        verdict = "approved" if d["approved"] else "refused"
+        return f"extension {verdict} by {d['actor_id']}: resolve by {d['resolve_by']}"
     if kind == "case.closed":
         return f"closed at {d['unit_id']}, verified by {d.get('verified_by')}"
     if kind == "case.reopened":
