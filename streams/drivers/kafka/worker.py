@@ -146,6 +146,7 @@ class ReadinessSensor(Sensor):
         # record it delivered is acknowledged or gone, and these would wait for a merge that
         # no longer runs. Never acknowledged, they are read again from the committed offsets.
         self.worker.parts.clear()
+        self.worker.early.clear()
         return {}
 
 
@@ -164,6 +165,7 @@ class MinhuWorker:
         self.parts: dict[int, Part] = {}
         self.rebuild = True
         self.rebalancing = True
+        self.early: list[tuple[Any, bool]] = []  # (event, lane) delivered before recovery
         self.lock = asyncio.Lock()
         self.broker_seen = time.monotonic()
         datadir = Path(settings.data_dir) / settings.app_id
@@ -303,33 +305,50 @@ class MinhuWorker:
             os._exit(EXIT_CRASHED)
 
     def _receive(self, events: Iterable[Any], lane: bool) -> None:
+        arrived = []
+        for event in events:
+            event.message.incref()  # held until decided (take_events acknowledges once, we too)
+            arrived.append((event, lane))
+        if self.rebalancing:
+            # Delivered before the tables are recovered: kept until the engines are built.
+            # (Dropped, a record of this generation would never come again.)
+            self.early.extend(arrived)
+            return
+        self._ensure_built()
+        for event, on_lane in arrived:
+            self._admit(event, on_lane)
+
+    def _ensure_built(self) -> None:
         if self.rebuild:
             self._build()
-        for event in events:
-            msg = event.message
-            msg.incref()  # held until decided (take_events acknowledges once, we once more)
-            part = self.parts.get(msg.partition)
-            if part is None:
-                continue  # not ours (any more): never acknowledged, so read again elsewhere
-            if msg.generation_id not in (None, self.app.consumer_generation_id):
-                # Fetched before the last rebalance and delivered after it (Faust's buffers
-                # hold such records): never acknowledged, as the engine was rebuilt and reads
-                # the partition again from its committed offset — deciding this one first
-                # would decide it ahead of the records before it.
-                continue
-            m.EVENTS_IN.labels(msg.topic, "record").inc()
-            part.received[msg.topic] = msg.offset
-            part.arrived = time.monotonic()
-            if msg.topic == self.forwarded_name:
-                f = Forwarded.model_validate_json(event.value)
-                item = Item(event, f.payload, Position(f.received_from, f.position))
-                part.merge.add(msg.topic, f.timestamp, msg.offset, item)
-                continue
-            item = Item(event, event.value, Position(f"{msg.topic}/{msg.partition}", msg.offset))
-            if lane and self._life_safety(msg.topic, event.value):
-                part.urgent.append(item)
-            else:
-                part.merge.add(msg.topic, msg.timestamp or 0, msg.offset, item)
+            early, self.early = self.early, []
+            for event, lane in early:
+                self._admit(event, lane)
+
+    def _admit(self, event: Any, lane: bool) -> None:
+        msg = event.message
+        part = self.parts.get(msg.partition)
+        if part is None:
+            return  # not ours (any more): never acknowledged, so read again elsewhere
+        if msg.generation_id not in (None, self.app.consumer_generation_id):
+            # Fetched before the last rebalance and delivered after it (Faust's buffers hold
+            # such records): never acknowledged, as the engine was rebuilt and reads the
+            # partition again from its committed offset — deciding this one first would
+            # decide it ahead of the records before it.
+            return
+        m.EVENTS_IN.labels(msg.topic, "record").inc()
+        part.received[msg.topic] = msg.offset
+        part.arrived = time.monotonic()
+        if msg.topic == self.forwarded_name:
+            f = Forwarded.model_validate_json(event.value)
+            item = Item(event, f.payload, Position(f.received_from, f.position))
+            part.merge.add(msg.topic, f.timestamp, msg.offset, item)
+            return
+        item = Item(event, event.value, Position(f"{msg.topic}/{msg.partition}", msg.offset))
+        if lane and self._life_safety(msg.topic, event.value):
+            part.urgent.append(item)
+        else:
+            part.merge.add(msg.topic, msg.timestamp or 0, msg.offset, item)
 
     def _life_safety(self, topic: str, raw: bytes) -> bool:
         """A critical alarm, or anything on the urgent topic, that is happening now."""
@@ -514,8 +533,7 @@ class MinhuWorker:
         if self.rebalancing:
             return
         async with self.lock:
-            if self.rebuild:
-                self._build()
+            self._ensure_built()
             await self._decide()
 
     async def _broker_reachable(self) -> bool:
