@@ -109,9 +109,8 @@ def to_snapshot(bucket: Bucket) -> BucketSnapshot:
                 if s.storm is None
                 else StormSnapshot.model_construct(
                     case_id=s.storm.case_id,
-                    tier=s.storm.tier,
-                    unit_id=s.storm.unit_id,
                     rule_id=s.storm.rule_id,
+                    first=s.storm.first,
                     last=s.storm.last,
                     count=s.storm.count,
                 ),
@@ -148,6 +147,10 @@ def to_snapshot(bucket: Bucket) -> BucketSnapshot:
                 handoff=c.handoff,
                 seq=c.seq,
                 closed_at=c.closed_at,
+                ceiling=c.ceiling,
+                notified=list(c.notified),
+                resolved_at=c.resolved_at,
+                moves=list(c.moves),
             )
             for c in bucket.cases.values()
         ],
@@ -173,9 +176,8 @@ def from_snapshot(snap: BucketSnapshot) -> Bucket:
                 if k.storm is None
                 else Storm(
                     k.storm.case_id,
-                    k.storm.tier,
-                    k.storm.unit_id,
                     k.storm.rule_id,
+                    k.storm.first or k.storm.last,
                     k.storm.last,
                     k.storm.count,
                 ),
@@ -207,6 +209,10 @@ def from_snapshot(snap: BucketSnapshot) -> Bucket:
                 handoff=c.handoff,
                 seq=c.seq,
                 closed_at=c.closed_at,
+                ceiling=c.ceiling,
+                notified=tuple(c.notified),
+                resolved_at=c.resolved_at,
+                moves=tuple((a, b, t, w) for a, b, t, w in c.moves),
             )
             for c in snap.cases
         },
