@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from handlers.desks import DeskAction, apply_desk_action
 from handlers.ids import SHARD_HEX, Identity, bucket_of_case, case_id_for
 from handlers.intake import implausible_time, parse_input, rejection
 from handlers.lifecycle import (
@@ -314,9 +315,10 @@ class Engine:
         wall clock when the record was read: an event dated further ahead of it than
         `rules.time.max_ahead` is refused (the drivers always pass it)."""
         eff = Effects()
-        parsed = parse_input(
-            raw, at.received_from, at.offset, read_at if read_at is not None else self.clock
-        )
+        # What stamps a dead letter with no time of its own: when it was read, else the
+        # stream's clock, else (nothing valid decided yet) the wall clock — never 1970.
+        stamp = read_at or (self.clock if self.clock > EPOCH else now) or self.clock
+        parsed = parse_input(raw, at.received_from, at.offset, stamp)
         payload = raw if isinstance(raw, str) else raw.decode("utf-8", "backslashreplace")
         if isinstance(parsed, EventRejected):
             eff.outputs.append(parsed)
@@ -334,7 +336,7 @@ class Engine:
                 payload,
                 at.received_from,
                 at.offset,
-                read_at if read_at is not None else self.clock,
+                stamp,
                 event.id,
                 event.type,
                 (event.source, event.id),
@@ -428,7 +430,9 @@ class Engine:
             eff.outputs.append(out)
             events, state = open_case(out, self.registry, self.rules)
             eff.outputs.extend(events)
-            eff.callers.append(CallerRow(out.data.case_id, a.kind, ident, *self._caller(a)))
+            caller = self._caller(a)
+            eff.callers.append(CallerRow(out.data.case_id, a.kind, ident, *caller))
+            state = state._replace(caller_name=caller[1])
         else:
             assert isinstance(out, StormAlarm)
             eff.outcome = "attached"
@@ -466,6 +470,8 @@ class Engine:
             )
         elif isinstance(event, RatingSubmitted):
             outcome = rate(event, state, self.registry)
+        elif isinstance(event, DeskAction):
+            outcome = apply_desk_action(event, state, self.registry, self.rules)
         else:
             outcome = apply_action(event, state, self.registry, self.rules)  # type: ignore[arg-type]
         if isinstance(outcome, Refusal):

@@ -162,26 +162,98 @@ def reject_invalid(
 
 def _plainly(error: Any, event_type: str | None) -> FieldError:
     """One validation error in words: the field as a path inside the event, and what is
-    wrong with it (not pydantic's own phrasing where a person would not follow it)."""
+    wrong with it, as "the field 'data.text' is too long: at most 4000 characters" (never
+    pydantic's own phrasing, "String should have at most 4000 characters")."""
     loc = list(error["loc"])
     if loc and event_type is not None and loc[0] == event_type:
         loc = loc[1:]  # the discriminated union's tag: the event type, not a field
     where = loc_text(loc) or "(record)"
     kind, msg = error["type"], error["msg"]
-    if kind == "missing":
-        msg = f"the field '{where}' is missing"
-    elif kind == "extra_forbidden":
-        msg = f"the field '{where}' is not part of a {event_type or 'minhu event'}"
-    elif kind == "union_tag_not_found":
-        where, msg = "type", "the field 'type' is missing: it names the kind of event"
-    elif kind == "union_tag_invalid":
-        tag = error.get("ctx", {}).get("tag", event_type)
-        where, msg = "type", f"'{tag}' is not an event minhu knows (it knows {EVENT_TYPES})"
-    elif kind == "value_error":
-        msg = msg.removeprefix("Value error, ")
-    elif kind in ("json_invalid", "json_type"):
-        msg = msg.removeprefix("Invalid JSON: ")
-    return FieldError(loc=where, msg=msg)
+    ctx = {k: _number(v) for k, v in (error.get("ctx") or {}).items()}
+    if kind == "union_tag_not_found":
+        return FieldError(loc="type", msg="the field 'type' is missing: it names the kind of event")
+    if kind == "union_tag_invalid":
+        tag = ctx.get("tag", event_type)
+        return FieldError(
+            loc="type", msg=f"'{tag}' is not an event minhu knows (it knows {EVENT_TYPES})"
+        )
+    if kind in ("json_invalid", "json_type"):
+        return FieldError(loc=where, msg=msg.removeprefix("Invalid JSON: "))
+    if kind == "extra_forbidden":
+        what = f"is not part of a {event_type or 'minhu event'}"
+    elif kind == "value_error":  # the contract's own words (schemas/common.py)
+        what = msg.removeprefix("Value error, ")
+        if not what.startswith(("must ", "contains ")):  # a sentence of its own
+            return FieldError(loc=where, msg=f"the field '{where}': {what}")
+    elif kind == "string_too_short" and ctx.get("min_length", 1) > 1:
+        what = "is too short: at least {min_length} characters".format(**ctx)
+    else:
+        what = _WORDS.get(kind, "").format(**ctx) or _other(kind, msg, ctx)
+    if where == "(record)":
+        return FieldError(loc=where, msg=f"the record {_RECORD.get(kind, what)}")
+    return FieldError(loc=where, msg=f"the field '{where}' {what}")
+
+
+# What a field has wrong, by pydantic error type (the `ctx` values fill the braces).
+_WORDS = {
+    "missing": "is missing",
+    "string_too_long": "is too long: at most {max_length} characters",
+    "string_too_short": "is empty",
+    "string_type": "must be text",
+    "literal_error": "must be {expected}",
+    "enum": "must be one of {expected}",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number (not text, true or false)",
+    "float_parsing": "must be a number (not text, true or false)",
+    "finite_number": "must be a finite number (not NaN or Infinity)",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "greater_than": "must be more than {gt}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than": "must be less than {lt}",
+    "less_than_equal": "must be at most {le}",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "dict_type": "must be an object",
+    "list_type": "must be a list",
+    "too_short": "has too few items: at least {min_length}",
+    "too_long": "has too many items: at most {max_length}",
+    "datetime_type": "must be a date and time with its UTC offset (RFC 3339)",
+    "datetime_parsing": "is not a date and time: {error}",
+    "datetime_from_date_parsing": "is not a date and time: {error}",
+    "timezone_aware": "must carry its UTC offset (RFC 3339, like 2026-11-01T09:00:00+08:00)",
+}
+# The same for the record as a whole.
+_RECORD = {
+    "model_type": "must be a JSON object: an event",
+    "model_attributes_type": "must be a JSON object: an event",
+    "dict_type": "must be a JSON object: an event",
+}
+# What the wire contract's patterns ask for (schemas/common.py, schemas/intake.py).
+_PATTERNS = {
+    r"^[A-Za-z0-9][\w.:\-]*$": (
+        "must be an id: letters, digits and . _ : -, starting with a letter or digit"
+    ),
+    r"^\+?[0-9][0-9\- ]{4,19}$": (
+        "must be a phone number: 5 to 20 digits, spaces and dashes, perhaps a leading +"
+    ),
+    r"^https?://\S+$": "must be a web address (http or https), without spaces",
+}
+
+
+def _number(value: Any) -> Any:
+    """90.0 as 90: a bound in the contract written the way a person writes it."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _other(kind: str, msg: str, ctx: dict[str, Any]) -> str:
+    if kind == "string_pattern_mismatch":
+        pattern = str(ctx.get("pattern", ""))
+        return _PATTERNS.get(pattern, f"does not have the form it needs ({pattern})")
+    # A type no record has shown yet: pydantic's words, after the field's name.
+    return "is wrong: " + msg[:1].lower() + msg[1:]
 
 
 def _reason(kind: ErrorKind, errors: list[FieldError], count: int, event_type: str | None) -> str:
@@ -192,7 +264,7 @@ def _reason(kind: ErrorKind, errors: list[FieldError], count: int, event_type: s
         return f"unknown event type: {first.msg}"
     more = f" (and {count - 1} more)" if count > 1 else ""
     what = event_type or "event"
-    if first.msg.startswith("the field "):
+    if first.msg.startswith(("the field ", "the record ")):
         return f"invalid {what}: {first.msg}{more}"
     return f"invalid {what}: {first.loc}: {first.msg}{more}"
 

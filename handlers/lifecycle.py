@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, NamedTuple
 
-from handlers.privacy import mask_free_text, pseudonym
+from handlers.privacy import mask_caller_in, pseudonym
 from handlers.registry import Person, Registry, Role, Unit
 from handlers.routing import ROUTER_SOURCE, StormAlarm
 from handlers.rules import Rules
@@ -78,6 +78,15 @@ class PendingRating(NamedTuple):
     ratee_tier: Tier
 
 
+class ExtensionAsk(NamedTuple):
+    """An extension asked and not yet decided: by whom, for which assignment, how much."""
+
+    unit_id: str
+    opening: int
+    extra: timedelta
+    actor_id: str
+
+
 class CaseState(NamedTuple):
     """What the lifecycle remembers of one case. `opening` counts handlings: 1, then +1 per
     reopening; ratings and the escalation chain belong to one opening. (A NamedTuple: immutable,
@@ -107,6 +116,15 @@ class CaseState(NamedTuple):
     notified: tuple[str, ...] = ()  # units told of the case besides its owner (at routing)
     resolved_at: datetime | None = None  # when it was last resolved
     moves: tuple[tuple[str, str, datetime, str], ...] = ()  # (from unit, to unit, at, why)
+    # -- reassignment and extensions: handlers/desks.py --
+    # (unit, opening) of the current assignment when it began by routing or reassignment: only
+    # such an assignment may be returned (退单); one escalated or reopened to a unit may not.
+    returnable: tuple[str, int] | None = None
+    came_from: str | None = None  # the desk a return goes back to (None: the desk above)
+    extension_pending: ExtensionAsk | None = None  # asked, not yet decided
+    extension_opening: int = 0  # the opening in which an extension was asked (once each)
+    # The caller's name in clear, only to mask it in notes and comments (set by the engine)
+    caller_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +350,7 @@ def open_case(routed: CaseRouted, registry: Registry, rules: Rules) -> Outcome:
         closed_at=at if closed else None,
         ceiling=rules.ceiling(d.severity),
         notified=tuple(n.unit_id for n in d.notified),
+        returnable=(d.unit_id, 1),
     )
     em = _Emitter(state)
     if d.raised_from is not None:
@@ -459,7 +478,7 @@ def _escalate(
     elif reason == "resolve_timeout":
         why = "not resolved in time"
     else:
-        why = f"{current.name} asked to escalate" + (f": {_masked(note)}" if note else "")
+        why = f"{current.name} asked to escalate" + (f": {_masked(note, state)}" if note else "")
     handoff = state.tier is Tier.STREET
     ceiling = state.ceiling or Tier.STREET
     supervised = not handoff and reason != "requested" and state.tier.raised().rank > ceiling.rank
@@ -554,7 +573,7 @@ def apply_action(
                 category=state.category,
                 resolved_by=state.resolved_by,
                 verified_by=d.actor_id,
-                note=_masked(d.note),
+                note=_masked(d.note, state),
             ),
         )
         _request_ratings(em, at, registry, rules)
@@ -573,7 +592,7 @@ def apply_action(
             tier=state.tier,
             unit_id=state.unit_id,
             opening=state.opening,
-            note=_masked(d.note),
+            note=_masked(d.note, state),
             within_sla=deadline is None or at <= deadline,
             notified=_told(state.notified, state.unit_id, registry),
         ),
@@ -588,9 +607,12 @@ def apply_action(
     )
 
 
-def _masked(note: str | None) -> str | None:
-    """A responder's note as the bus carries it: phone and ID numbers masked."""
-    return None if note is None else mask_free_text(note)
+def _masked(note: str | None, state: CaseState | None = None) -> str | None:
+    """A responder's note (or a rating's comment) as the bus carries it: phone and ID numbers
+    masked, and the caller's name."""
+    if note is None:
+        return None
+    return mask_caller_in(note, state.caller_name if state is not None else None)
 
 
 def _request_ratings(em: _Emitter, at: datetime, registry: Registry, rules: Rules) -> None:
@@ -664,7 +686,7 @@ def rate(rating: RatingSubmitted, state: CaseState, registry: Registry) -> Outco
             category=state.category,
             verdict=d.verdict,
             score=d.score,
-            comment=None if d.comment is None else mask_free_text(d.comment),
+            comment=_masked(d.comment, state),
         ),
     )
     em.state = em.state._replace(rated=(*em.state.rated, d.rater_id))

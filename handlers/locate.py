@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from handlers.registry import Registry, normalise_address
-from schemas.common import Location
+from schemas.common import Location, Tier
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,17 +98,7 @@ def _by_address(address: str, registry: Registry) -> Located | None:
     if registry.compound_re is not None:
         m = registry.compound_re.search(norm)
         if m is not None:
-            gid = registry.compounds[m.group()]
-            grid = registry.units[gid]
-            return Located(
-                grid.community_id,
-                gid,
-                None,
-                None,
-                "compound",
-                f"address names compound {m.group()} (grid {gid}); no building matched",
-                gid,
-            )
+            return _at_compound(m.group(), registry)
     m = registry.community_re.search(norm)
     if m is not None:
         cid = registry.community_names[m.group()]
@@ -122,3 +112,21 @@ def _by_address(address: str, registry: Registry) -> Located | None:
             cid,
         )
     return None
+
+
+def _at_compound(name: str, registry: Registry) -> Located:
+    """A compound named without a building: its grid, or, for a compound several grids share,
+    the smallest unit that covers them all (their community, else the street): which of its
+    grids the matter is in is not known."""
+    grids = registry.compounds[name]
+    if len(grids) == 1:
+        grid = registry.units[grids[0]]
+        note = f"address names compound {name} (grid {grid.id}); no building matched"
+        return Located(grid.community_id, grid.id, None, None, "compound", note, grid.id)
+    unit = registry.covering(grids)
+    note = (
+        f"address names compound {name}, shared by grids {', '.join(grids)}; no building "
+        f"matched: located at {unit.name} ({unit.tier.value}), the smallest unit covering them"
+    )
+    community = unit.id if unit.tier is Tier.COMMUNITY else None
+    return Located(community, None, None, None, "compound", note, f"compound:{name}")

@@ -29,6 +29,8 @@ from collections.abc import Iterable
 import phonenumbers
 from phonenumbers import Leniency, PhoneNumberMatcher
 
+from handlers.text import fold
+
 
 def mask_phone(phone: str | None) -> str | None:
     """'13812341234' -> '138****1234'; short numbers keep only their last two digits."""
@@ -79,13 +81,15 @@ def mask_free_text(text: str, names: Iterable[str] = ()) -> str:
     looks like one (a province code and a plausible birth date), so a mistyped ID is masked
     too.
 
-    **Names**: every occurrence of each given name of 2 characters or more (exact strings;
-    longest first, so ``王秀英`` wins over ``王秀``).
+    **Names**: every occurrence of each given name of 2 characters or more, longest first (so
+    ``王秀英`` wins over ``王秀``), also written in traditional characters (``陳麗`` for
+    ``陈丽``) or with other letter case or width: both are compared folded
+    (`handlers.text.fold`).
 
     Not caught: numbers written in Chinese numerals (一三八…), a local number without area code
     and without a cue word (``87654321`` alone reads like a date or an amount), numbers
     broken by a line break or a word (``138 转 1234 5678``), bank card numbers, and names
-    other than those given (nor a given name written in traditional characters).
+    other than those given.
     """
     out = text
     if _has_enough_digits(out):
@@ -267,11 +271,35 @@ def _mask_glued_landline(m: re.Match[str]) -> str:
 
 
 def _mask_names(text: str, names: Iterable[str]) -> str:
+    """Each name masked wherever it stands, also written otherwise: in traditional characters
+    (陳麗 for 陈丽), with full-width or upper-case letters. Names and text are compared folded
+    (`handlers.text.fold`), character for character, and the text keeps its own writing."""
     wanted = sorted({n.strip() for n in names if len(n.strip()) >= 2}, key=len, reverse=True)
+    if not wanted:
+        return text
+    folded = _fold_each(text)
+    chars: list[str] | None = None
     for name in wanted:
-        if name in text:
-            text = text.replace(name, name[0] + "*" * (len(name) - 1))
-    return text
+        target = _fold_each(name)
+        at = folded.find(target)
+        while at >= 0:
+            if chars is None:
+                chars = list(text)
+            end = at + len(target)
+            chars[at + 1 : end] = "*" * (len(target) - 1)
+            # what is masked matches no shorter name ('王秀' after '王秀英')
+            folded = folded[: at + 1] + "\0" * (len(target) - 1) + folded[end:]
+            at = folded.find(target, end)
+    return text if chars is None else "".join(chars)
+
+
+def _fold_each(text: str) -> str:
+    """`fold(text)`, kept to one character for each character of `text`."""
+    folded = fold(text)
+    if len(folded) == len(text):
+        return folded
+    each = (fold(c) for c in text)  # a conversion that changed the length: char by char
+    return "".join(f if len(f) == 1 else c for f, c in zip(each, text, strict=True))
 
 
 def pseudonym(person_id: str) -> str:

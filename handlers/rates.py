@@ -15,6 +15,11 @@ pass. What leaves the denominators (docs/lifecycle.md says why):
 - an escalation for repeated appeals at routing opens no assignment of its own (the case was
   routed straight to the higher tier).
 A resolution without an acknowledgement counts as acknowledged at that moment.
+
+A reassignment (退单, 转派: handlers/desks.py) ends an assignment too, and the one it ends
+leaves both denominators: a case returned as outside a unit's remit, or forwarded away by a
+desk, counts against the routing, not the unit (the what-if replay counts returns per rule).
+An approved extension (延期) moves the assignment's resolve deadline: it is due by that.
 """
 
 from __future__ import annotations
@@ -25,7 +30,14 @@ from datetime import datetime
 from typing import Literal
 
 from schemas import CaseRouted, CloudEvent
-from schemas.lifecycle import CaseEscalated, CaseReopened, CaseUpdated, RatingRecorded
+from schemas.lifecycle import (
+    CaseEscalated,
+    CaseExtensionAnswered,
+    CaseReassigned,
+    CaseReopened,
+    CaseUpdated,
+    RatingRecorded,
+)
 
 GroupBy = Literal["unit", "tier", "category", "period"]
 
@@ -43,6 +55,7 @@ class Assignment:
     acknowledged_in_time: bool = False
     resolved: bool = False
     ended: bool = False  # escalated or reopened away
+    reassigned: bool = False  # returned or forwarded away: leaves the denominators
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +162,25 @@ def assignments_and_ratings(events: Iterable[CloudEvent]) -> tuple[list[Assignme
                 r.acknowledge_by,
                 r.resolve_by,
             )
+        elif isinstance(ev, CaseReassigned):
+            g = ev.data
+            old = current.pop(g.case_id, None)
+            if old is not None:
+                old.ended = old.reassigned = True
+                done.append(old)
+            current[g.case_id] = Assignment(
+                g.case_id,
+                g.to_unit_id,
+                g.to_tier.value,
+                category.get(g.case_id, "other"),
+                ev.time,
+                g.acknowledge_by,
+                g.resolve_by,
+            )
+        elif isinstance(ev, CaseExtensionAnswered):
+            a = current.get(ev.data.case_id)
+            if a is not None and a.unit_id == ev.data.unit_id:
+                a.resolve_by = ev.data.resolve_by
         elif isinstance(ev, RatingRecorded):
             d2 = ev.data
             ratings.append(
@@ -168,7 +200,7 @@ def three_rates(events: Iterable[CloudEvent], as_of: datetime, by: GroupBy) -> l
 
     acc: dict[str, list[int]] = {}
     for a in assignments:
-        if a.assigned_at > as_of:
+        if a.assigned_at > as_of or a.reassigned:
             continue
         row = acc.setdefault(key(a.unit_id, a.tier, a.category, a.assigned_at), [0] * 6)
         if a.acknowledged or a.ended or (a.ack_by is not None and a.ack_by <= as_of):

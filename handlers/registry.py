@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from handlers.errors import ConfigError, validation_problems
+from handlers.text import fold
 from schemas.common import AlarmType, Tier
 
 
@@ -170,8 +171,11 @@ class Sensor:
 
 
 def normalise_address(text: str) -> str:
-    """Fold full-width characters and drop white space, so '清源路８８号 1栋' == '清源路88号1栋'."""
-    return "".join(unicodedata.normalize("NFKC", text).split())
+    """The form addresses are compared in, the registry's and a caller's alike: full-width
+    characters folded (NFKC), traditional characters simplified and letters in lower case
+    (`handlers.text.fold`), white space dropped, so '文家路３４號 和美苑1棟' ==
+    '文家路34号和美苑1栋'."""
+    return "".join(fold(unicodedata.normalize("NFKC", text)).split())
 
 
 @dataclass(frozen=True)
@@ -181,7 +185,8 @@ class Registry:
     buildings: Mapping[str, Building]
     addresses: Mapping[str, str]  # normalised address -> building id
     address_lengths: tuple[int, ...]  # distinct lengths of normalised addresses, longest first
-    compounds: Mapping[str, str]  # normalised compound name -> grid id
+    # normalised compound name -> the grids it spans, in registry order (most have one)
+    compounds: Mapping[str, tuple[str, ...]]
     compound_re: re.Pattern[str] | None
     community_names: Mapping[str, str]  # normalised community name -> community id
     community_re: re.Pattern[str]
@@ -202,6 +207,21 @@ class Registry:
             Tier.COMMUNITY: community_id,
             Tier.STREET: self.street.id,
         }[tier]
+
+    def covering(self, unit_ids: tuple[str, ...]) -> Unit:
+        """The smallest unit that contains every one of these units (a grid, a community, or
+        the street)."""
+        chains = []
+        for uid in unit_ids:
+            chain, node = [], self.units[uid]
+            while True:
+                chain.append(node.id)
+                if node.parent_id is None:
+                    break
+                node = self.units[node.parent_id]
+            chains.append(chain)
+        first, *rest = chains
+        return self.units[next(u for u in first if all(u in c for c in rest))]
 
     def ancestor(self, unit: Unit, tier: Tier) -> Unit:
         """The unit of `tier` that contains `unit` (itself if it is of that tier)."""
@@ -246,6 +266,14 @@ def alternation(words: list[str]) -> re.Pattern[str] | None:
     if not words:
         return None
     return re.compile("|".join(re.escape(w) for w in sorted(set(words), key=lambda w: -len(w))))
+
+
+def _grids_of(compounds: list[tuple[str, str]]) -> dict[str, tuple[str, ...]]:
+    """Compound name -> every grid that names it (清源小区一期 spans three)."""
+    grids: dict[str, tuple[str, ...]] = {}
+    for name, gid in compounds:
+        grids[name] = (*grids.get(name, ()), gid)
+    return grids
 
 
 def compile_registry(raw: Any, source: str = "registry") -> Registry:
@@ -352,7 +380,7 @@ def compile_registry(raw: Any, source: str = "registry") -> Registry:
         buildings=buildings,
         addresses=addresses,
         address_lengths=tuple(sorted({len(a) for a in addresses}, reverse=True)),
-        compounds=dict(compounds),
+        compounds=_grids_of(compounds),
         compound_re=alternation([name for name, _ in compounds]),
         community_names=community_names,
         community_re=alternation(list(community_names)) or re.compile(r"(?!)"),

@@ -21,6 +21,7 @@ from handlers.locate import Located, at_building, locate
 from handlers.privacy import mask_caller_in, mask_name, mask_phone
 from handlers.registry import Registry, Unit
 from handlers.rules import AlarmTypeSpec, Facts, Kind, Route, Rules
+from handlers.text import fold
 from schemas import (
     CASE_ROUTED,
     AlarmRaised,
@@ -120,6 +121,10 @@ def assess(
     notes: list[str] = []
     located = locate(event.data.location, registry, rules.max_distance_m)
     text = event.data.text
+    # The one place a text is folded (traditional -> simplified, full-width and upper-case
+    # letters -> ASCII lower case) for the keyword table and the severity words; an address
+    # is folded where every address is compared (handlers.registry.normalise_address).
+    folded = fold(text)
     if isinstance(event, AppealReported):
         kind: Kind = "appeal"
         given = event.data.category
@@ -127,7 +132,7 @@ def assess(
             category = given
             notes.append(f"category {category} as given")
         else:
-            category, words = rules.derive_category(text)
+            category, words = rules.derive_category(folded)
             found = f"keywords {'、'.join(words)}" if words else "no keyword matched"
             if given is not None:
                 notes.append(f"given category '{given}' is unknown; derived {category} ({found})")
@@ -155,7 +160,7 @@ def assess(
         channel = None
         on_spot = event.data.handled_on_spot
     base = rules.categories[category].severity
-    severity, word = rules.text_severity(text, base)
+    severity, word = rules.text_severity(folded, base)
     if word is not None:
         notes.append(f"severity raised from {base.value} to {severity.value} by '{word}'")
     grid_kind = registry.units[located.grid_id].grid_kind if located.grid_id else None

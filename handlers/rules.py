@@ -17,7 +17,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from handlers.errors import ConfigError, validation_problems
-from handlers.registry import GridKind, Registry, alternation
+from handlers.registry import GridKind, Registry
+from handlers.text import fold
 from schemas.common import AlarmType, Channel, Severity, Tier
 
 Kind = Literal["appeal", "alarm", "patrol"]
@@ -116,6 +117,7 @@ class LocationSpec(_Spec):
 
 class LifecycleSpec(_Spec):
     rating_due: Duration = parse_duration("7d")
+    max_extension: Duration = parse_duration("7d")  # the most a unit may ask for (延期)
 
 
 class MemorySpec(_Spec):
@@ -252,6 +254,7 @@ class Rules:
     _category_order: Mapping[str, int]
     _severity_re: re.Pattern[str] | None
     _severity_of_word: Mapping[str, Severity]
+    max_extension: timedelta = timedelta(days=7)  # lifecycle.max_extension (handlers/desks.py)
 
     @cached_property
     def longest_repeat_window(self) -> timedelta:
@@ -262,10 +265,12 @@ class Rules:
         return max((r.window for r in self.storms), default=timedelta(0))
 
     def derive_category(self, text: str) -> tuple[str, tuple[str, ...]]:
-        """The category whose keywords appear most often in `text`, and the words that hit."""
+        """The category whose keywords appear most often in `text`, and the words that hit
+        (in their folded form). `text` is folded (`handlers.text.fold`): routing folds it
+        once, for keywords and severity words both."""
         if self._keyword_re is None:
             return self.fallback_category, ()
-        hits = self._keyword_re.findall(text)
+        hits = [_spaced(w) for w in self._keyword_re.findall(text)]
         if not hits:
             return self.fallback_category, ()
         counts: dict[str, int] = {}
@@ -276,11 +281,12 @@ class Rules:
         return best, tuple(dict.fromkeys(w for w in hits if self._keyword_category[w] == best))
 
     def text_severity(self, text: str, base: Severity) -> tuple[Severity, str | None]:
-        """`base` raised to the highest severity whose keywords appear in `text`."""
+        """`base` raised to the highest severity whose keywords appear in `text` (folded, as
+        for `derive_category`)."""
         if self._severity_re is None:
             return base, None
         best, word = base, None
-        for w in self._severity_re.findall(text):
+        for w in map(_spaced, self._severity_re.findall(text)):
             sev = self._severity_of_word[w]
             if sev.rank > best.rank:
                 best, word = sev, w
@@ -308,6 +314,36 @@ class Rules:
             chosen.acknowledge or self.default_sla.acknowledge,
             chosen.resolve or self.default_sla.resolve,
         )
+
+
+def keyword_form(word: str) -> str:
+    """A keyword as it is matched: folded like the texts it is looked for in (traditional
+    characters simplified, letters in lower case; `handlers.text.fold`), white space single."""
+    return _spaced(fold(word))
+
+
+def _spaced(text: str) -> str:
+    return " ".join(text.split())
+
+
+_LATIN = re.compile(r"[a-z0-9]")
+
+
+def keyword_pattern(words: list[str]) -> re.Pattern[str] | None:
+    """One regex for many folded keywords, the longest tried first. A keyword that begins or
+    ends with a Latin letter or digit matches only as whole words there ('gas' is not in
+    'vegas'); a space in a keyword stands for any white space. Chinese keywords match
+    anywhere, as Chinese has no spaces between words."""
+    if not words:
+        return None
+
+    def one(word: str) -> str:
+        body = r"\s+".join(re.escape(part) for part in word.split(" "))
+        head = r"(?<![a-z0-9])" if _LATIN.match(word[0]) else ""
+        tail = r"(?![a-z0-9])" if _LATIN.match(word[-1]) else ""
+        return head + body + tail
+
+    return re.compile("|".join(one(w) for w in sorted(set(words), key=lambda w: -len(w))))
 
 
 def _match(spec: MatchSpec) -> Match:
@@ -358,19 +394,24 @@ def compile_rules(raw: Any, source: str = "rules", registry: Registry | None = N
     if spec.default_sla.acknowledge is None or spec.default_sla.resolve is None:
         problems.append("default_sla: needs both acknowledge and resolve")
 
-    keyword_owner: dict[str, str] = {}
+    keyword_owner: dict[str, str] = {}  # folded keyword -> category
     for cid, c in spec.categories.items():
         if c.severity in ceil and c.tier.rank > ceil[c.severity].rank:
             problems.append(
                 f"category '{cid}': starts at {c.tier.value}, above the ceiling of "
                 f"{c.severity.value} matters ({ceil[c.severity].value})"
             )
-        for w in c.keywords:
-            if w in keyword_owner and keyword_owner[w] != cid:
+        for word in c.keywords:
+            w = keyword_form(word)
+            if not w:
+                problems.append(f"category '{cid}': keyword {word!r} is only white space")
+            elif w in keyword_owner and keyword_owner[w] != cid:
                 problems.append(
-                    f"category '{cid}': keyword '{w}' already belongs to '{keyword_owner[w]}'"
+                    f"category '{cid}': keyword '{word}' already belongs to '{keyword_owner[w]}'"
+                    + (f" (as '{w}')" if w != word else "")
                 )
-            keyword_owner.setdefault(w, cid)
+            else:
+                keyword_owner.setdefault(w, cid)
     for at in AlarmType:
         if at not in spec.alarm_types:
             problems.append(f"alarm_types: no entry for alarm type '{at.value}'")
@@ -426,7 +467,9 @@ def compile_rules(raw: Any, source: str = "rules", registry: Registry | None = N
     }
     sev_words: dict[str, Severity] = {}
     for sev, words in spec.severity_keywords.items():
-        for w in words:
+        for w in map(keyword_form, words):
+            if not w:
+                continue
             if w not in sev_words or sev.rank > sev_words[w].rank:
                 sev_words[w] = sev
     return Rules(
@@ -461,9 +504,10 @@ def compile_rules(raw: Any, source: str = "rules", registry: Registry | None = N
             for r in spec.repeats
         ),
         storms=tuple(StormRule(s.id, _match(s.match), s.window) for s in spec.storms),
-        _keyword_re=alternation(list(keyword_owner)),
+        _keyword_re=keyword_pattern(list(keyword_owner)),
         _keyword_category=keyword_owner,
         _category_order={cid: i for i, cid in enumerate(spec.categories)},
-        _severity_re=alternation(list(sev_words)),
+        _severity_re=keyword_pattern(list(sev_words)),
         _severity_of_word=sev_words,
+        max_extension=spec.lifecycle.max_extension,
     )

@@ -18,12 +18,13 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from handlers.ids import Identity
-from handlers.lifecycle import CaseState, PendingRating
+from handlers.lifecycle import CaseState, ExtensionAsk, PendingRating
 from handlers.routing import KeyState, Storm
 from schemas.state import (
     AppliedSnapshot,
     BucketSnapshot,
     CaseSnapshot,
+    ExtensionAskSnapshot,
     KeyStateSnapshot,
     PendingRatingSnapshot,
     StormSnapshot,
@@ -151,6 +152,18 @@ def to_snapshot(bucket: Bucket) -> BucketSnapshot:
                 notified=list(c.notified),
                 resolved_at=c.resolved_at,
                 moves=list(c.moves),
+                returnable=c.returnable,
+                came_from=c.came_from,
+                extension_pending=None
+                if c.extension_pending is None
+                else ExtensionAskSnapshot.model_construct(
+                    unit_id=c.extension_pending.unit_id,
+                    opening=c.extension_pending.opening,
+                    extra_s=c.extension_pending.extra.total_seconds(),
+                    actor_id=c.extension_pending.actor_id,
+                ),
+                extension_opening=c.extension_opening,
+                caller_name=c.caller_name,
             )
             for c in bucket.cases.values()
         ],
@@ -213,6 +226,18 @@ def from_snapshot(snap: BucketSnapshot) -> Bucket:
                 notified=tuple(c.notified),
                 resolved_at=c.resolved_at,
                 moves=tuple((a, b, t, w) for a, b, t, w in c.moves),
+                returnable=None if c.returnable is None else (c.returnable[0], c.returnable[1]),
+                came_from=c.came_from,
+                extension_pending=None
+                if c.extension_pending is None
+                else ExtensionAsk(
+                    c.extension_pending.unit_id,
+                    c.extension_pending.opening,
+                    timedelta(seconds=c.extension_pending.extra_s),
+                    c.extension_pending.actor_id,
+                ),
+                extension_opening=c.extension_opening,
+                caller_name=c.caller_name,
             )
             for c in snap.cases
         },

@@ -9,7 +9,7 @@ from typing import Any
 
 from handlers.rates import RateRow
 from schemas import CaseRouted, CloudEvent
-from schemas.lifecycle import CaseClosed, CaseEscalated, CaseReopened
+from schemas.lifecycle import CaseClosed, CaseEscalated, CaseReassigned, CaseReopened
 
 
 @dataclass
@@ -26,6 +26,8 @@ class CaseOutcome:
     district_handoff: bool
     closures: int
     reopenings: int
+    forwards: int = 0  # 转派: a desk sent it to a named unit
+    returns: int = 0  # 退单: a unit gave it back as outside its remit (the routing's fault)
 
 
 FIELDS = (
@@ -38,6 +40,8 @@ FIELDS = (
     "district_handoff",
     "closures",
     "reopenings",
+    "forwards",
+    "returns",
 )
 
 
@@ -74,6 +78,12 @@ def outcomes(events: Iterable[CloudEvent]) -> dict[str, CaseOutcome]:
             c.final_tier, c.final_unit_id = ev.data.tier.value, ev.data.unit_id
         elif isinstance(ev, CaseClosed):
             c.closures += 1
+        elif isinstance(ev, CaseReassigned):
+            if ev.data.kind == "returned":
+                c.returns += 1
+            else:
+                c.forwards += 1
+            c.final_tier, c.final_unit_id = ev.data.to_tier.value, ev.data.to_unit_id
     return out
 
 
@@ -116,6 +126,47 @@ def rate_deltas(baseline: list[RateRow], candidate: list[RateRow]) -> list[dict[
             row[f"candidate_{name}"] = None if vc is None else round(vc, 4)
             row[f"delta_{name}_pp"] = (
                 None if vb is None or vc is None else round((vc - vb) * 100, 2)
+            )
+        rows.append(row)
+    return rows
+
+
+RULE_COUNTS = ("cases", "returns", "cases_returned", "forwards", "cases_forwarded")
+
+
+def _per_rule(out: dict[str, CaseOutcome]) -> dict[str, dict[str, int]]:
+    acc: dict[str, dict[str, int]] = {}
+    for o in out.values():
+        row = acc.setdefault(o.rule_id, dict.fromkeys(RULE_COUNTS, 0))
+        row["cases"] += 1
+        row["returns"] += o.returns
+        row["cases_returned"] += o.returns > 0
+        row["forwards"] += o.forwards
+        row["cases_forwarded"] += o.forwards > 0
+    return acc
+
+
+def rule_rows(
+    baseline: dict[str, CaseOutcome] | None, candidate: dict[str, CaseOutcome]
+) -> list[dict[str, Any]]:
+    """Per rule: its cases, and how often they were returned (退单) or forwarded (转派), in both
+    runs — a rule whose cases are often returned is a rule to fix. In rule id order; without a
+    baseline its columns are None."""
+    base = _per_rule(baseline) if baseline is not None else None
+    cand = _per_rule(candidate)
+    runs = {"baseline": base, "candidate": cand}
+    rules = sorted(set(cand) | set(base or {}))
+    rows = []
+    for rule in rules:
+        row: dict[str, Any] = {"rule_id": rule}
+        for side, acc in runs.items():
+            counts = None if acc is None else acc.get(rule, dict.fromkeys(RULE_COUNTS, 0))
+            for name in RULE_COUNTS:
+                row[f"{side}_{name}"] = None if counts is None else counts[name]
+            row[f"{side}_return_rate"] = (
+                round(counts["cases_returned"] / counts["cases"], 4)
+                if counts and counts["cases"]
+                else None
             )
         rows.append(row)
     return rows

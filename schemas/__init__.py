@@ -51,6 +51,9 @@ EVENT_MODELS: dict[str, type[CloudEvent]] = {
     lc.CASE_RESOLVED: lc.CaseResolved,
     lc.CASE_VERIFIED: lc.CaseVerified,
     lc.CASE_ESCALATION_REQUESTED: lc.CaseEscalationRequested,
+    lc.CASE_REASSIGN_REQUESTED: lc.CaseReassignRequested,
+    lc.CASE_EXTENSION_REQUESTED: lc.CaseExtensionRequested,
+    lc.CASE_EXTENSION_DECIDED: lc.CaseExtensionDecided,
     lc.RATING_SUBMITTED: lc.RatingSubmitted,
     CASE_ROUTED: CaseRouted,
     CASE_ATTACHED: CaseAttached,
@@ -60,6 +63,9 @@ EVENT_MODELS: dict[str, type[CloudEvent]] = {
     lc.CASE_REOPENED: lc.CaseReopened,
     lc.RATING_REQUESTED: lc.RatingRequested,
     lc.RATING_RECORDED: lc.RatingRecorded,
+    lc.CASE_REASSIGNED: lc.CaseReassigned,
+    lc.CASE_EXTENSION_ASKED: lc.CaseExtensionAsked,
+    lc.CASE_EXTENSION_ANSWERED: lc.CaseExtensionAnswered,
     EVENT_REJECTED: EventRejected,
 }
 

@@ -14,5 +14,5 @@ class Forwarded(BaseModel):
 
     received_from: str
     position: int
-    timestamp: int  # ms: the original record's timestamp, for the event-time merge
+    timestamp: float  # seconds (as Faust gives it): the original record's, for the merge
     payload: str

@@ -42,6 +42,13 @@ class PendingRatingSnapshot(_Snap):
     ratee_tier: Tier
 
 
+class ExtensionAskSnapshot(_Snap):
+    unit_id: str
+    opening: int
+    extra_s: float
+    actor_id: str
+
+
 class CaseSnapshot(_Snap):
     case_id: str
     category: str
@@ -67,6 +74,12 @@ class CaseSnapshot(_Snap):
     notified: list[str] = []
     resolved_at: AwareDatetime | None = None
     moves: list[tuple[str, str, AwareDatetime, str]] = []  # (from unit, to unit, at, why)
+    # reassignment and extensions (handlers/desks.py); defaults: snapshots written before them
+    returnable: tuple[str, int] | None = None
+    came_from: str | None = None
+    extension_pending: ExtensionAskSnapshot | None = None
+    extension_opening: int = 0
+    caller_name: str | None = None  # to mask it in notes; the state stays with the workers
 
 
 class AppliedSnapshot(_Snap):

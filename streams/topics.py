@@ -8,7 +8,8 @@ With the default prefix `minhu.`:
 | minhu.intake.alarm           | minhu.alarm.raised (sensor gateways)                       |
 | minhu.intake.urgent          | appeals and patrol reports about life or property (救命…)  |
 | minhu.intake.patrol          | minhu.patrol.reported (grid patrols)                       |
-| minhu.intake.action          | acknowledged, resolved, verified, escalation_requested     |
+| minhu.intake.action          | acknowledged, resolved, verified, escalation_requested,    |
+|                              | reassign_requested, extension_requested/_decided           |
 | minhu.intake.rating          | minhu.rating.submitted (谁呼谁评)                           |
 | minhu.dispatch.micro_grid    | cases for micro-grid workers                               |
 | minhu.dispatch.grid          | cases for grid workers and grid heads                      |
@@ -22,9 +23,10 @@ With the default prefix `minhu.`:
 A routed case goes to the dispatch topic of its tier, and also to the dispatch topic of each
 notified unit's tier (a gas leak goes to grid and community). So does everything after it about
 the open case — an attached alarm, an update — to the tier of the case's owner *now* (it may have
-been escalated since) and of each notified unit the record names; an escalation or reopening
-also to the tier it leaves, and a supervision (督办) to the supervising unit's tier. Records are
-keyed by case id, so one case's records stay in order on one partition.
+been escalated since) and of each notified unit the record names; an escalation, reopening or
+reassignment also to the tier it leaves, a supervision (督办) to the supervising unit's tier, and
+an extension asked or answered to the case's tier and the deciding tier above. Records are keyed
+by case id, so one case's records stay in order on one partition.
 
 Every intake topic is keyed by shard (handlers/ids.py): minhu's publishers put appeals and
 patrol reports about life or property (severity critical) on the urgent topic, which workers
@@ -40,6 +42,9 @@ from schemas import CaseAttached, CaseRouted, CloudEvent, Tier
 from schemas.lifecycle import (
     CaseClosed,
     CaseEscalated,
+    CaseExtensionAnswered,
+    CaseExtensionAsked,
+    CaseReassigned,
     CaseReopened,
     CaseUpdated,
     RatingRecorded,
@@ -122,6 +127,12 @@ class Topics:
             r = event.data
             also = [n.tier for n in r.notified or ()]
             return self._moved(event, r.case_id, r.from_tier, r.tier, r.district_handoff, also)
+        if isinstance(event, CaseReassigned):
+            g = event.data
+            return self._moved(event, g.case_id, g.from_tier, g.to_tier, False, [])
+        if isinstance(event, CaseExtensionAsked | CaseExtensionAnswered):
+            x = event.data
+            return self._moved(event, x.case_id, x.tier, x.decider_tier, False, [])
         if isinstance(event, CaseClosed):
             return [Record(self.closures, event.data.case_id, event)]
         if isinstance(event, RatingRequested | RatingRecorded):

@@ -25,7 +25,14 @@ from typing import Any
 from handlers.rates import three_rates
 from handlers.registry import Registry
 from handlers.rules import Rules
-from handlers.whatif import CaseOutcome, case_diffs, outcome_rows, outcomes, rate_deltas
+from handlers.whatif import (
+    CaseOutcome,
+    case_diffs,
+    outcome_rows,
+    outcomes,
+    rate_deltas,
+    rule_rows,
+)
 from schemas import CloudEvent
 from streams.analysis.export import write_csv
 from streams.drivers.embedded import EmbeddedRunner, Tally
@@ -173,19 +180,22 @@ def write_rows(out: Path, name: str, rows: list[dict[str, Any]]) -> None:
 
 
 def compare(candidate: Run, baseline: Run | None, as_of: datetime) -> dict[str, Any]:
-    """The diff rows and the per-unit rate deltas (or the candidate's rates alone)."""
+    """The diff rows, the per-unit rate deltas (or the candidate's rates alone), and per rule
+    its cases and how often they were returned or forwarded (`rules`)."""
     cand_rates = three_rates(candidate.events, as_of, "unit")
     if baseline is None:
         return {
             "cases": outcome_rows(candidate.outcomes),
             "rates": rate_deltas(cand_rates, cand_rates),
             "diffs": [],
+            "rules": rule_rows(None, candidate.outcomes),
         }
     base_rates = three_rates(baseline.events, as_of, "unit")
     return {
         "cases": outcome_rows(candidate.outcomes),
         "diffs": case_diffs(baseline.outcomes, candidate.outcomes),
         "rates": rate_deltas(base_rates, cand_rates),
+        "rules": rule_rows(baseline.outcomes, candidate.outcomes),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import datetime
@@ -119,26 +120,44 @@ def print_rates(console: Console, events: list[CloudEvent], as_of: datetime, by:
 
 
 def print_lives(console: Console, lines: Iterable[str], only: set[str] | None) -> None:
-    """Each case's whole life, from the records `minhu route` wrote, one block per case."""
+    """Each case's whole life, from the records `minhu route` wrote, one block per case under
+    its case id (what a responder's action or rating names), then the dead letters, each
+    refused action or rating with the case id it named. With `only`, those cases and the
+    refusals about them."""
     lives: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    dead: list[dict[str, Any]] = []
+    dead: list[tuple[dict[str, Any], str | None]] = []
     for value in records.values(lines):
         if value["type"] == "minhu.event.rejected":
-            dead.append(value)
+            about = refused_case(value["data"])
+            if only is None or about in only:
+                dead.append((value, about))
         elif only is None or value["subject"] in only:
             lives[value["subject"]].append(value)
     for case_id, story in lives.items():
         console.print(f"[bold]{case_id}[/]")
         for ev in story:
             console.print(f"  {ev['time']}  {describe(ev)}")
-    if dead and only is None:
+    if dead:
         console.print(f"[bold]dead letters ({len(dead)})[/]")
-        for ev in dead:
+        for ev, about in dead:
             d = ev["data"]
+            on = f" on {about}" if about else ""
             console.print(
-                f"  {ev['time']}  {d.get('event_type') or '?'} {d.get('event_id') or ''}"
+                f"  {ev['time']}  {d.get('event_type') or '?'} {d.get('event_id') or ''}{on}"
                 f" — {d['reason']}"
             )
+
+
+def refused_case(data: dict[str, Any]) -> str | None:
+    """The case id a refused record named (an action's or rating's `data.case_id`), if its
+    payload is JSON that has one."""
+    try:
+        doc = json.loads(data.get("payload") or "")
+    except (ValueError, RecursionError):
+        return None
+    inner = doc.get("data") if isinstance(doc, dict) else None
+    case_id = inner.get("case_id") if isinstance(inner, dict) else None
+    return case_id if isinstance(case_id, str) else None
 
 
 def describe(ev: dict[str, Any]) -> str:
@@ -160,6 +179,18 @@ def describe(ev: dict[str, Any]) -> str:
         return f"{d['status']} by {d['actor_id']} of {d['unit_id']}{late}"
     if kind == "case.escalated":
         return f"escalated ({d['reason']}): {d['explanation']}"
+    if kind == "case.reassigned":
+        return f"{d['kind']} by {d['actor_id']}: {d['explanation']}" + (
+            f" — {d['note']}" if d.get("note") else ""
+        )
+    if kind == "case.extension_asked":
+        return (
+            f"extension of {d['extra']} asked by {d['actor_id']} of {d['unit_id']} "
+            f"(to {d['requested_resolve_by']}), for {d['decider_unit_id']} to decide"
+        )
+    if kind == "case.extension_answered":
+        verdict = "approved" if d["approved"] else "refused"
+        return f"extension {verdict} by {d['actor_id']}: resolve by {d['resolve_by']}"
     if kind == "case.closed":
         return f"closed at {d['unit_id']}, verified by {d.get('verified_by')}"
     if kind == "case.reopened":

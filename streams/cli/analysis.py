@@ -93,6 +93,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     rp.write_rows(out, "rate_deltas" if base else "rates", result["rates"])
     if base:
         rp.write_rows(out, "case_diffs", result["diffs"])
+    rp.write_rows(out, "rules", result["rules"])
     with (out / "events.jsonl").open("w", encoding="utf-8") as f:  # for `minhu report --from`
         for ev in cand.events:
             f.write(f'{{"value":{ev.model_dump_json(exclude_none=True)}}}\n')
@@ -102,6 +103,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
         f"{cand.tally.cases:,} cases, {cand.tally.rejected:,} dead letters "
         f"({rate:,.0f} records/s); written to {out}/"
     )
+    returned = sorted(
+        (r for r in result["rules"] if r["candidate_returns"]),
+        key=lambda r: (-r["candidate_returns"], r["rule_id"]),
+    )[:5]
+    if returned:  # 退单: a rule whose cases are often returned is a rule to fix
+        console.print(
+            "most returned (退单) by rule: "
+            + ", ".join(
+                f"{r['rule_id']} {r['candidate_returns']:,} of {r['candidate_cases']:,} cases"
+                + (f" (baseline {r['baseline_returns']:,})" if base else "")
+                for r in returned
+            )
+        )
     if base:
         diffs = result["diffs"]
         counts = rp.changed_counts(diffs)

@@ -83,9 +83,13 @@ class SeenIds:
 
 
 def render(value: dict[str, Any], as_json: bool) -> str:
+    """One line per event: its time, the case id a responder acts on (`data.case_id` of an
+    action or rating), and what happened."""
     if as_json:
         return json.dumps(value, ensure_ascii=False)
-    return f"{value['time']}  {value.get('subject', '')}  {describe(value)}"
+    data = value.get("data") or {}
+    case_id = data.get("case_id") or value.get("subject") or "?"
+    return f"{value['time']}  {case_id}  {describe(value)}"
 
 
 def run(

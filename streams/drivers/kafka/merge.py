@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 @dataclass(order=True, slots=True)
 class Held(Generic[T]):
-    timestamp: int  # ms since the epoch: the event's time
+    timestamp: float  # seconds since the epoch (Faust's unit): the event's time
     rank: int  # the source's place in the list
     offset: int
     item: T = field(compare=False)
@@ -39,7 +39,7 @@ class Merge(Generic[T]):
     def __len__(self) -> int:
         return sum(len(q) for q in self.queues.values())
 
-    def add(self, source: str, timestamp: int, offset: int, item: T) -> None:
+    def add(self, source: str, timestamp: float, offset: int, item: T) -> None:
         self.queues[source].append(Held(timestamp, self.rank[source], offset, item))
 
     def discard(self, keep: Callable[[T], bool]) -> list[T]:

@@ -44,6 +44,9 @@ KIND_OF_TYPE = {
     "minhu.case.resolved": "action",
     "minhu.case.verified": "action",
     "minhu.case.escalation_requested": "action",
+    "minhu.case.reassign_requested": "action",
+    "minhu.case.extension_requested": "action",
+    "minhu.case.extension_decided": "action",
     "minhu.rating.submitted": "rating",
 }
 # The largest record the publisher sends (Kafka's default message.max.bytes is about 1 MB).

@@ -82,6 +82,7 @@ LIVE_LAG = timedelta(seconds=0.5)  # the wall clock a caught-up partition runs o
 # 8,165 actions so). What waits is what one input is ahead of another in event time.
 IDLE = 2.0  # seconds without a new record after which a caught-up partition is idle
 EXIT_BROKER_LOST = 3
+EXIT_CRASHED = 4
 
 
 @dataclass(slots=True)
@@ -131,8 +132,9 @@ class Batch:
 
 
 class ReadinessSensor(Sensor):
-    """Marks the worker unready when a rebalance starts; `MinhuWorker._recovered` marks it
-    ready again once the tables of its new partitions are recovered."""
+    """Marks the worker unready when a rebalance starts, and drops its engines (rebuilt by
+    `MinhuWorker._build`); `MinhuWorker._recovered` marks it ready again once the tables of
+    its new partitions are recovered."""
 
     def __init__(self, worker: MinhuWorker) -> None:
         super().__init__()
@@ -140,6 +142,10 @@ class ReadinessSensor(Sensor):
 
     def on_rebalance_start(self, app: Any) -> dict[Any, Any]:
         self.worker.rebalancing = True
+        # Let go of every record waiting to be decided: Faust's revocation waits until each
+        # record it delivered is acknowledged or gone, and these would wait for a merge that
+        # no longer runs. Never acknowledged, they are read again from the committed offsets.
+        self.worker.parts.clear()
         return {}
 
 
@@ -225,7 +231,8 @@ class MinhuWorker:
     def _build(self) -> None:
         """After a rebalance: an engine for each partition now held, from the table. Faust
         reads every partition again from its committed offset, so what the old engines held
-        is dropped (never acknowledged, it comes again) and the new ones start afresh, their
+        is dropped (never acknowledged, it comes again), as is anything fetched before the
+        rebalance that arrives after it (`_receive`), and the new ones start afresh, their
         state as written: records already decided are found applied and skipped."""
         self.rebuild = False
         held = {tp.partition for tp in self.app.consumer.assignment() if tp.topic in self.sources}
@@ -275,18 +282,25 @@ class MinhuWorker:
     # ---- receiving ----------------------------------------------------------------------------
 
     async def _consume(self, stream: faust.StreamT[bytes]) -> None:
-        batches = stream.take_events(self.s.batch_size, within=self.s.batch_seconds)  # type: ignore[attr-defined]
-        async for events in batches:
-            async with self.lock:
-                self._receive(events, lane=False)
-                await self._decide()
+        await self._run(stream, lane=False)
 
     async def _consume_lane(self, stream: faust.StreamT[bytes]) -> None:
+        await self._run(stream, lane=True)
+
+    async def _run(self, stream: faust.StreamT[bytes], lane: bool) -> None:
         batches = stream.take_events(self.s.batch_size, within=self.s.batch_seconds)  # type: ignore[attr-defined]
-        async for events in batches:
-            async with self.lock:
-                self._receive(events, lane=True)
-                await self._decide()
+        try:
+            async for events in batches:
+                async with self.lock:
+                    self._receive(events, lane=lane)
+                    await self._decide()
+        except Exception:
+            # Faust would leave a crashed agent dead and the worker up, deciding nothing.
+            # Exit instead: the supervisor restarts the worker, which reads again what it had
+            # not acknowledged (the engine refuses bad records; this is a bug, and it is loud).
+            log.critical("deciding failed: exiting (status %d)", EXIT_CRASHED, exc_info=True)
+            logging.shutdown()
+            os._exit(EXIT_CRASHED)
 
     def _receive(self, events: Iterable[Any], lane: bool) -> None:
         if self.rebuild:
@@ -297,6 +311,12 @@ class MinhuWorker:
             part = self.parts.get(msg.partition)
             if part is None:
                 continue  # not ours (any more): never acknowledged, so read again elsewhere
+            if msg.generation_id not in (None, self.app.consumer_generation_id):
+                # Fetched before the last rebalance and delivered after it (Faust's buffers
+                # hold such records): never acknowledged, as the engine was rebuilt and reads
+                # the partition again from its committed offset — deciding this one first
+                # would decide it ahead of the records before it.
+                continue
             m.EVENTS_IN.labels(msg.topic, "record").inc()
             part.received[msg.topic] = msg.offset
             part.arrived = time.monotonic()
@@ -348,7 +368,7 @@ class MinhuWorker:
         msg = item.event.message
         at = eff.intake.event_time if eff.intake and eff.intake.event_time else None
         if at is None:
-            at = datetime.fromtimestamp((msg.timestamp or 0) / 1000, UTC)
+            at = datetime.fromtimestamp(msg.timestamp or 0, UTC)  # Faust's are in seconds
         part.uncommitted[msg.topic].append((msg.offset, at))
 
     async def _decide(self) -> None:
@@ -463,7 +483,7 @@ class MinhuWorker:
             elif out.type == "minhu.case.routed" and item is not None:
                 ts = item.event.message.timestamp
                 if ts:
-                    m.ROUTING_LATENCY.observe(max(time.time() - ts / 1000, 0.0))
+                    m.ROUTING_LATENCY.observe(max(time.time() - ts, 0.0))  # seconds
         if eff.outcome == "duplicate":
             m.DUPLICATES.inc()
         if eff.refusal is not None and eff.refusal.kind == "unauthorized" and eff.intake:

@@ -316,3 +316,10 @@ def test_no_number_or_name_survives_in_clear(
             assert secret not in bare, (text, written, masked)
     for name in names:
         assert name not in masked, (text, name, masked)
+
+
+def test_a_name_written_in_traditional_characters_or_another_case() -> None:
+    assert mask_free_text("我是陳麗，陈丽的电话", ["陈丽"]) == "我是陳*，陈*的电话"
+    assert mask_free_text("歐陽娜娜和欧阳娜娜", ["欧阳娜娜"]) == "歐***和欧***"
+    assert mask_free_text("caller WANG Li, wang li", ["Wang Li"]) == "caller W******, w******"
+    assert mask_free_text("王秀英和王秀", ["王秀", "王秀英"]) == "王**和王*"

@@ -67,7 +67,7 @@ def test_locate_by_lat_lon(registry: Registry) -> None:
 
 
 def test_locate_coarse_and_unresolved(registry: Registry) -> None:
-    compound = locate(Location(address="蜀光苑门口"), registry, 300)
+    compound = locate(Location(address="金沙人家门口"), registry, 300)
     assert compound.method == "compound" and compound.grid_id and compound.micro_grid_id is None
     community = locate(Location(address="清源社区附近的路口"), registry, 300)
     assert (community.method, community.community_id, community.grid_id) == (
@@ -119,3 +119,29 @@ def test_unknown_field_and_bad_alarm_type(raw_registry: Any) -> None:
 def test_empty_grid(raw_registry: Any) -> None:
     raw_registry["communities"][0]["grids"][0]["micro_grids"] = []
     _fails(raw_registry, "a grid needs micro_grids or buildings")
+
+
+def test_a_compound_shared_by_several_grids_locates_to_their_community(
+    registry: Registry,
+) -> None:
+    got = locate(Location(address="清源小区一期北门"), registry, 300)
+    assert (got.method, got.community_id, got.grid_id, got.micro_grid_id) == (
+        "compound",
+        "qingyuan",
+        None,
+        None,
+    )
+    assert "shared by grids qy-g01, qy-g02, qy-g03" in got.note and "清源社区" in got.note
+    one = locate(Location(address="金沙人家门口"), registry, 300)
+    assert one.grid_id is not None and "shared" not in one.note
+
+
+def test_traditional_and_full_width_addresses(registry: Registry) -> None:
+    for written in (
+        "文家路34號和美苑1棟",
+        "文家路３４號和美苑１棟3单元502",
+        "文家路34号 和美苑1栋",
+    ):
+        got = locate(Location(address=written), registry, 300)
+        assert got.method == "address" and got.building_id is not None, (written, got)
+    assert locate(Location(address="清源社區附近"), registry, 300).community_id == "qingyuan"

@@ -213,3 +213,69 @@ def test_buckets_round_trip(core: Core, make: EventFactory, registry: Registry) 
     assert len(core.store.buckets) == 2
     for bucket in core.store.buckets.values():
         assert load_bucket(dump_bucket(bucket)) == bucket
+
+
+# --- issue 11.5: a compound several grids share ------------------------------------------------
+
+
+def test_a_compound_shared_by_grids_goes_to_the_unit_covering_them_all(
+    core: Core, make: EventFactory, registry: Registry
+) -> None:
+    grids = sorted(g for g, u in registry.units.items() if u.tier.value == "grid")
+    sharing = [g for g in grids if registry.units[g].name.startswith("清源小区一期第")]
+    assert sharing == ["qy-g01", "qy-g02", "qy-g03"]
+    d = routed(core(make.appeal("门口垃圾没人清运", location={"address": "清源小区一期北门"})))
+    assert (d.tier.value, d.unit_id, d.grid_id, d.community_id) == (
+        "community",
+        "qingyuan",
+        None,
+        "qingyuan",
+    )
+    assert "shared by grids qy-g01, qy-g02, qy-g03" in d.explanation
+    assert "清源社区" in d.explanation and "coarse-location" in d.tags
+    # a compound of one grid still goes to that grid
+    d = routed(core(make.appeal("门口垃圾没人清运", location={"address": "金沙人家北门"})))
+    assert d.grid_id is not None and d.unit_id == d.grid_id and "shared" not in d.explanation
+
+
+# --- issue 11.6: traditional characters and English ---------------------------------------------
+
+
+def test_traditional_text_is_tagged_as_its_simplified_twin(core: Core, make: EventFactory) -> None:
+    twin = routed(core(make.appeal("厨房里煤气味很重，家里只有老人")))
+    d = routed(core(make.appeal("廚房裡煤氣味很重，家裡只有老人")))
+    assert (twin.category, twin.severity.value) == ("gas_safety", "critical")
+    assert (d.category, d.severity.value, d.rule_id) == (
+        twin.category,
+        twin.severity.value,
+        twin.rule_id,
+    )
+    assert d.summary.startswith("廚房裡")  # the responder reads what the caller wrote
+
+
+def test_a_traditional_address_finds_its_building(core: Core, make: EventFactory) -> None:
+    twin = routed(core(make.appeal("垃圾没人清运", location={"address": "文家路34号和美苑1栋"})))
+    d = routed(core(make.appeal("垃圾没人清运", location={"address": "文家路34號和美苑1棟"})))
+    assert (d.unit_id, d.micro_grid_id) == (twin.unit_id, twin.micro_grid_id)
+    assert d.micro_grid_id is not None and "matched building" in d.explanation
+
+
+@pytest.mark.parametrize(
+    ("text", "category", "severity"),
+    [
+        ("Strong smell of gas in the stairwell", "gas_safety", "critical"),
+        ("STRONG SMELL OF GAS in the stairwell", "gas_safety", "critical"),
+        ("The lift is broken, someone is trapped inside", "elevator", "critical"),
+        ("Rubbish piling up by the gate", "sanitation", "trivial"),
+        ("Loud noise from the flat upstairs every night", "noise", "minor"),
+        ("Fire! Help!", "fire_safety", "critical"),
+        ("No water since this morning", "water_power", "major"),
+        # word boundaries: 'gas' is not in 'Vegas', 'fire' not in 'firefly', 'lift' not in 'shoplifting'
+        ("Photos of Las Vegas and a firefly; shoplifting", "other", "minor"),
+    ],
+)
+def test_english_keywords_and_severity_words(
+    core: Core, make: EventFactory, text: str, category: str, severity: str
+) -> None:
+    d = routed(core(make.appeal(text)))
+    assert (d.category, d.severity.value) == (category, severity), d.explanation

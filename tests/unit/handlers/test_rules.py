@@ -12,6 +12,7 @@ import yaml
 from handlers.errors import ConfigError
 from handlers.registry import Registry
 from handlers.rules import Rules, compile_rules, parse_duration
+from handlers.text import fold
 from schemas import Severity, Tier
 from streams.config import load_rules
 
@@ -151,3 +152,24 @@ def test_severity_keywords_only_raise(rules: Rules) -> None:
     assert rules.text_severity("厨房着火了", Severity.MINOR) == (Severity.CRITICAL, "着火")
     assert rules.text_severity("一切正常", Severity.MAJOR) == (Severity.MAJOR, None)
     assert rules.text_severity("有点危险", Severity.CRITICAL)[0] is Severity.CRITICAL
+
+
+def test_keywords_are_folded_and_english_words_match_on_word_boundaries(raw_rules: Any) -> None:
+    raw_rules["categories"]["gas_safety"]["keywords"] += ["GAS Leak", "瓦斯"]
+    raw_rules["severity_keywords"]["critical"] += ["SOS"]
+    rules = compile_rules(raw_rules)
+    assert rules.derive_category(fold("There is a gas leak downstairs")) == (
+        "gas_safety",
+        ("gas leak",),
+    )
+    assert rules.derive_category(fold("瓦斯味道"))[0] == "gas_safety"
+    assert rules.derive_category(fold("Ask for helpdesk"))[0] == "other"
+    assert rules.text_severity(fold("SOS, please"), Severity.MINOR) == (Severity.CRITICAL, "sos")
+    assert rules.text_severity(fold("Sosa says hello"), Severity.MINOR) == (Severity.MINOR, None)
+    assert rules.derive_category(fold("a smell\n of   gas"))[1] == ("smell of gas",)
+
+
+def test_a_keyword_that_folds_onto_another_is_refused(raw_rules: Any) -> None:
+    raw_rules["categories"]["noise"]["keywords"] += ["煤氣味"]  # 煤气味 is gas_safety's
+    with pytest.raises(ConfigError, match=r"keyword '煤氣味'.*already belongs to 'gas_safety'"):
+        compile_rules(raw_rules)

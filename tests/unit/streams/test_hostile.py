@@ -140,3 +140,13 @@ def test_readings(rules: Rules, registry: Registry) -> None:
     assert dead["a-4"].error_kind == "implausible_reading" and "below" in dead["a-4"].reason
     assert dead["a-5"].error_kind == "implausible_reading"
     assert runner.tally.cases == 1
+
+
+def test_a_dead_letter_before_any_valid_event_carries_when_it_was_read(
+    rules: Rules, registry: Registry
+) -> None:
+    before = datetime.now(UTC)
+    _, events, _ = run(rules, registry, [b"not json", _appeal_at("2026-11-02T09:00:00+08:00", 1)])
+    dead = events[0]
+    assert dead.type == "minhu.event.rejected"
+    assert dead.time >= before - timedelta(seconds=1)  # not 1970-01-01
