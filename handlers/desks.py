@@ -252,7 +252,7 @@ def reassign(
             to_unit_name=target.name,
             acknowledge_by=ack_by,
             resolve_by=resolve_by,
-            note=_masked(d.note),
+            note=_masked(d.note, state),
             explanation=f"{explanation} ({target.tier.value}): fresh clocks",
         ),
     )
@@ -336,7 +336,7 @@ def request_extension(
             requested_resolve_by=state.resolve_by + extra,
             decider_tier=decider.tier,
             decider_unit_id=decider.id,
-            note=_masked(d.note),
+            note=_masked(d.note, state),
         ),
     )
     return em.done(
@@ -390,7 +390,7 @@ def decide_extension(
             decider_unit_id=decider.id,
             previous_resolve_by=state.resolve_by,
             resolve_by=resolve_by,
-            note=_masked(d.note),
+            note=_masked(d.note, state),
         ),
     )
     return em.done(em.state._replace(resolve_by=resolve_by, extension_pending=None))

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -50,7 +50,7 @@ from handlers.lifecycle import (
     rate,
 )
 from handlers.registry import Registry
-from handlers.routing import Assessment, KeyState, assess, route
+from handlers.routing import Assessment, KeyState, StormAlarm, assess, route
 from handlers.rules import Rules
 from handlers.state import Applied, Bucket, Position, Store
 from schemas import (
@@ -190,11 +190,16 @@ class Engine:
 
     # ---- forgetting ---------------------------------------------------------------------------
 
-    def _key_expires_at(self, state: KeyState) -> datetime | None:
+    def _key_expires_at(self, state: KeyState, bucket: Bucket) -> datetime | None:
+        """When a key's windows have all expired; never while its storm's case is not closed
+        (an alarm of the storm that arrives late still finds its case)."""
         times = []
         if state.recent:
             times.append(max(state.recent) + self.rules.longest_repeat_window)
         if state.storm is not None:
+            case = bucket.cases.get(state.storm.case_id)
+            if case is not None and case.status != "closed":
+                return None
             times.append(state.storm.last + self.rules.longest_storm_window)
         return max(times) if times else None
 
@@ -205,7 +210,7 @@ class Engine:
             if c.status == "closed" and c.closed_at is not None:
                 times.append(c.closed_at + self.rules.rating_due)
         for k in bucket.keys.values():
-            t = self._key_expires_at(k)
+            t = self._key_expires_at(k, bucket)
             if t is not None:
                 times.append(t)
         if bucket.applied:
@@ -220,7 +225,10 @@ class Engine:
             del bucket.cases[cid]
             dropped = True
         for k in list(bucket.keys):
-            t = self._key_expires_at(bucket.keys[k])
+            state = bucket.keys[k]
+            t = self._key_expires_at(state, bucket)
+            if t is None and (state.recent or state.storm is not None):
+                continue  # held by its storm's open case
             if t is None or t < now:
                 del bucket.keys[k]
                 dropped = True
@@ -409,27 +417,31 @@ class Engine:
         while cid in bucket.cases:
             attempt += 1
             cid = case_id_for(key, ident, attempt)
-        out, bucket.keys[a.dedup_key] = route(
-            a, bucket.keys.get(a.dedup_key), self.rules, self.registry, cid
-        )
-        eff.outputs.append(out)
+        keyed = bucket.keys.get(a.dedup_key)
+        if (
+            keyed is not None
+            and keyed.storm is not None
+            and keyed.storm.case_id not in bucket.cases
+        ):
+            keyed = replace(keyed, storm=None)  # its case is forgotten: the storm is over
+        out, bucket.keys[a.dedup_key] = route(a, keyed, self.rules, self.registry, cid)
         if isinstance(out, CaseRouted):
             eff.outcome = "routed"
-            events, state = open_case(out, self.registry)
-            eff.callers.append(CallerRow(out.data.case_id, a.kind, ident, *self._caller(a)))
+            eff.outputs.append(out)
+            events, state = open_case(out, self.registry, self.rules)
+            eff.outputs.extend(events)
+            caller = self._caller(a)
+            eff.callers.append(CallerRow(out.data.case_id, a.kind, ident, *caller))
+            state = state._replace(caller_name=caller[1])
         else:
+            assert isinstance(out, StormAlarm)
             eff.outcome = "attached"
-            open_state = bucket.cases.get(out.data.case_id)
-            if open_state is None:
-                events, state = [], None
-            else:
-                events, state = attach(out, open_state, self.registry)
-        eff.outputs.extend(events)
-        if state is not None:
-            bucket.cases[state.case_id] = state
-            self._schedule(state.case_id, state)
+            said, state = attach(out, bucket.cases[out.case_id], self.registry)
+            eff.outputs.extend(said)
+        bucket.cases[state.case_id] = state
+        self._schedule(state.case_id, state)
         eff.intake = IntakeRow(
-            at, eff.outcome, ident, event.type, event.time, out.data.case_id, payload
+            at, eff.outcome, ident, event.type, event.time, state.case_id, payload
         )
         self._applied(bucket, ident, at, event.time)
         self._write(eff, key, bucket)

@@ -4,6 +4,7 @@
      │  └──────────────resolve───────────────▲                   │
      ├─ ack deadline passes ─▶ escalated one tier up (open again) │
      ├─ resolve deadline passes, or the unit asks ─▶ escalated    │
+     ├─ at the matter's ceiling: 督办 (supervised), stays, fresh clocks
      └─ at the street: flagged for hand-off to the district       │
     closed ── caller dissatisfied ─▶ reopened one tier up (open) ◀┘
 
@@ -21,10 +22,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, NamedTuple
 
-from handlers.privacy import mask_free_text, pseudonym
+from handlers.privacy import mask_caller_in, pseudonym
 from handlers.registry import Person, Registry, Role, Unit
+from handlers.routing import ROUTER_SOURCE, StormAlarm
 from handlers.rules import Rules
-from schemas import CaseAttached, CaseRouted, Tier
+from schemas import (
+    CASE_ATTACHED,
+    CaseAttached,
+    CaseAttachedData,
+    CaseRouted,
+    Notified,
+    Origin,
+    Severity,
+    Tier,
+)
 from schemas.lifecycle import (
     CASE_CLOSED,
     CASE_ESCALATED,
@@ -101,6 +112,10 @@ class CaseState(NamedTuple):
     handoff: bool = False
     seq: int = 0  # emitted events so far: makes every event id unique and stable
     closed_at: datetime | None = None  # when it last closed: it is forgotten after rating_due
+    ceiling: Tier | None = None  # the matter's ceiling (琐事不出网格…); None: the street
+    notified: tuple[str, ...] = ()  # units told of the case besides its owner (at routing)
+    resolved_at: datetime | None = None  # when it was last resolved
+    moves: tuple[tuple[str, str, datetime, str], ...] = ()  # (from unit, to unit, at, why)
     # -- reassignment and extensions: handlers/desks.py --
     # (unit, opening) of the current assignment when it began by routing or reassignment: only
     # such an assignment may be returned (退单); one escalated or reopened to a unit may not.
@@ -108,6 +123,8 @@ class CaseState(NamedTuple):
     came_from: str | None = None  # the desk a return goes back to (None: the desk above)
     extension_pending: ExtensionAsk | None = None  # asked, not yet decided
     extension_opening: int = 0  # the opening in which an extension was asked (once each)
+    # The caller's name in clear, only to mask it in notes and comments (set by the engine)
+    caller_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,9 +165,17 @@ TRANSITIONS: Mapping[tuple[Verb, Status], Status] = {
 
 def _assigned(person: Person, state: CaseState, verb: Verb, registry: Registry) -> str | None:
     if person.unit_id != state.unit_id:
+        moved = next((m for m in reversed(state.moves) if m[0] == person.unit_id), None)
+        why = ""
+        if moved is not None:  # the unit held the case, and it has moved on since: say so
+            _, to, when, how = moved
+            why = (
+                f"the case was escalated to {registry.units[to].name} ({to}) at "
+                f"{when.isoformat()} ({how}); "
+            )
         return (
             f"{person.id} ({person.role.value} of {person.unit_id}) "
-            f"may not {WORDS[verb]} {state.case_id}: it is assigned to {state.unit_id}"
+            f"may not {WORDS[verb]} {state.case_id}: {why}it is assigned to {state.unit_id}"
         )
     return None
 
@@ -300,9 +325,10 @@ class _Emitter:
 # ---- opening ---------------------------------------------------------------------------------
 
 
-def open_case(routed: CaseRouted, registry: Registry) -> Outcome:
+def open_case(routed: CaseRouted, registry: Registry, rules: Rules) -> Outcome:
     """The lifecycle of a freshly routed case. A case routed one tier up because of repeated
-    appeals says so with an escalation (reason repeated_appeals), for the escalation funnel."""
+    appeals says so with an escalation (reason repeated_appeals), for the escalation funnel.
+    The case keeps its severity's ceiling: deadlines never move it past that tier."""
     d = routed.data
     at = routed.time
     closed = d.status == "closed"
@@ -322,6 +348,8 @@ def open_case(routed: CaseRouted, registry: Registry) -> Outcome:
         caller_id=d.caller.id if d.caller else None,
         seq=1,  # the routed event itself
         closed_at=at if closed else None,
+        ceiling=rules.ceiling(d.severity),
+        notified=tuple(n.unit_id for n in d.notified),
         returnable=(d.unit_id, 1),
     )
     em = _Emitter(state)
@@ -340,6 +368,7 @@ def open_case(routed: CaseRouted, registry: Registry) -> Outcome:
                 False,
                 f"repeated appeals about this place and category: routed to {d.tier.value} "
                 f"instead of {d.raised_from.value}",
+                registry,
             )
     return em.done(em.state)
 
@@ -355,6 +384,8 @@ def _escalated(
     resolve_by: datetime | None,
     handoff: bool,
     explanation: str,
+    registry: Registry,
+    supervisor: Unit | None = None,
 ) -> None:
     em.escalated(
         at,
@@ -371,8 +402,21 @@ def _escalated(
             resolve_by=resolve_by,
             district_handoff=handoff,
             explanation=explanation,
+            supervisor=None if supervisor is None else _notice(supervisor),
+            notified=_told(em.state.notified, to.id, registry),
         ),
     )
+
+
+def _notice(unit: Unit) -> Notified:
+    return Notified.model_construct(unit_id=unit.id, unit_name=unit.name, tier=unit.tier)
+
+
+def _told(notified: tuple[str, ...], owner: str, registry: Registry) -> list[Notified] | None:
+    """The units told of a case besides its owner `owner`: every record about the case goes
+    to them too (streams/topics.py)."""
+    told = [_notice(registry.units[u]) for u in notified if u != owner]
+    return told or None
 
 
 # ---- clocks ----------------------------------------------------------------------------------
@@ -393,7 +437,8 @@ def next_deadline(state: CaseState) -> datetime | None:
 
 
 def on_deadline(state: CaseState, now: datetime, registry: Registry) -> Outcome:
-    """Escalate a case whose deadline has passed by `now`; nothing if none has."""
+    """Escalate a case whose deadline has passed by `now` (or, at its ceiling, supervise it:
+    督办); nothing if none has."""
     if state.handoff or state.status in ("resolved", "closed"):
         return [], state
     if state.status == "open" and state.ack_by is not None and state.ack_by <= now:
@@ -403,6 +448,19 @@ def on_deadline(state: CaseState, now: datetime, registry: Registry) -> Outcome:
     return [], state
 
 
+HEAD_ROLE: Mapping[Tier, Role] = {
+    Tier.MICRO_GRID: Role.MICRO_GRID_WORKER,  # the building head (楼栋长)
+    Tier.GRID: Role.GRID_HEAD,  # 网格长
+    Tier.COMMUNITY: Role.GENERAL_GRID_HEAD,  # 总网格长
+    Tier.STREET: Role.STREET_OPERATOR,
+}
+
+
+def _heads(unit: Unit, registry: Registry) -> list[str]:
+    role = HEAD_ROLE[unit.tier]
+    return sorted(p.id for p in registry.people.values() if p.unit_id == unit.id and p.role is role)
+
+
 def _escalate(
     state: CaseState,
     reason: Literal["ack_timeout", "resolve_timeout", "requested"],
@@ -410,28 +468,45 @@ def _escalate(
     registry: Registry,
     note: str | None,
 ) -> Outcome:
-    """One tier up with fresh clocks; at the street, flag for the district instead."""
+    """One tier up with fresh clocks; at the street, flag for the district instead. A deadline
+    breached at (or above) the matter's ceiling moves it no further: 督办 (supervised) — the
+    unit's head and the unit of the tier above are told, the clocks restart, the case stays.
+    Only the unit's own request moves a case past its ceiling."""
     current = registry.units[state.unit_id]
     if reason == "ack_timeout":
         why = "not acknowledged in time"
     elif reason == "resolve_timeout":
         why = "not resolved in time"
     else:
-        why = f"{current.name} asked to escalate" + (f": {note}" if note else "")
+        why = f"{current.name} asked to escalate" + (f": {_masked(note, state)}" if note else "")
     handoff = state.tier is Tier.STREET
-    target = current if handoff else registry.ancestor(current, state.tier.raised())
+    ceiling = state.ceiling or Tier.STREET
+    supervised = not handoff and reason != "requested" and state.tier.raised().rank > ceiling.rank
+    above = None if handoff else registry.ancestor(current, state.tier.raised())
+    target = above if above is not None and not supervised else current
     ack_by = at + state.ack_sla if state.ack_sla and not handoff else None
     resolve_by = at + state.resolve_sla if state.resolve_sla and not handoff else None
-    where = (
-        "at the street, the top tier: flagged for hand-off to the district (12345)"
-        if handoff
-        else f"from {current.name} ({state.tier.value}) to {target.name} ({target.tier.value})"
-    )
+    if handoff:
+        where = "at the street, the top tier: flagged for hand-off to the district (12345)"
+    elif supervised:
+        assert above is not None
+        heads = _heads(current, registry)
+        head = (
+            f"its head ({HEAD_ROLE[current.tier].value} {', '.join(heads)}) and " if heads else ""
+        )
+        where = (
+            f"督办 (supervised) at {current.name} ({state.tier.value}), "
+            f"{'the' if state.tier is ceiling else 'above the'} ceiling of this matter "
+            f"({ceiling.value}): {head}{above.name} ({above.tier.value}) are told; the case "
+            f"stays, with fresh clocks"
+        )
+    else:
+        where = f"from {current.name} ({state.tier.value}) to {target.name} ({target.tier.value})"
     em = _Emitter(state)
     _escalated(
         em,
         at,
-        reason,
+        "supervised" if supervised else reason,
         state.tier,
         state.unit_id,
         target,
@@ -439,10 +514,14 @@ def _escalate(
         resolve_by,
         handoff,
         f"{why}: {where}",
+        registry,
+        above if supervised else None,
     )
     if handoff:
         return em.done(em.state._replace(handoff=True))
     asked = (*state.asked, (state.unit_id, target.id)) if reason == "requested" else state.asked
+    how = "at its own request" if reason == "requested" else why
+    moves = state.moves if supervised else (*state.moves, (state.unit_id, target.id, at, how))
     return em.done(
         em.state._replace(
             status="open",
@@ -451,6 +530,7 @@ def _escalate(
             ack_by=ack_by,
             resolve_by=resolve_by,
             asked=asked,
+            moves=moves,
         )
     )
 
@@ -493,7 +573,7 @@ def apply_action(
                 category=state.category,
                 resolved_by=state.resolved_by,
                 verified_by=d.actor_id,
-                note=_masked(d.note),
+                note=_masked(d.note, state),
             ),
         )
         _request_ratings(em, at, registry, rules)
@@ -512,18 +592,27 @@ def apply_action(
             tier=state.tier,
             unit_id=state.unit_id,
             opening=state.opening,
-            note=_masked(d.note),
+            note=_masked(d.note, state),
             within_sla=deadline is None or at <= deadline,
+            notified=_told(state.notified, state.unit_id, registry),
         ),
     )
+    resolved = status == "resolved"
     return em.done(
-        em.state._replace(status=after, resolved_by=d.actor_id if status == "resolved" else None)
+        em.state._replace(
+            status=after,
+            resolved_by=d.actor_id if resolved else None,
+            resolved_at=at if resolved else state.resolved_at,
+        )
     )
 
 
-def _masked(note: str | None) -> str | None:
-    """A responder's note as the bus carries it: phone and ID numbers masked."""
-    return None if note is None else mask_free_text(note)
+def _masked(note: str | None, state: CaseState | None = None) -> str | None:
+    """A responder's note (or a rating's comment) as the bus carries it: phone and ID numbers
+    masked, and the caller's name."""
+    if note is None:
+        return None
+    return mask_caller_in(note, state.caller_name if state is not None else None)
 
 
 def _request_ratings(em: _Emitter, at: datetime, registry: Registry, rules: Rules) -> None:
@@ -597,7 +686,7 @@ def rate(rating: RatingSubmitted, state: CaseState, registry: Registry) -> Outco
             category=state.category,
             verdict=d.verdict,
             score=d.score,
-            comment=None if d.comment is None else mask_free_text(d.comment),
+            comment=_masked(d.comment, state),
         ),
     )
     em.state = em.state._replace(rated=(*em.state.rated, d.rater_id))
@@ -613,15 +702,18 @@ def _reopen(
     registry: Registry,
 ) -> None:
     """A new opening: one tier up for a dissatisfied caller (at the street: the street again,
-    flagged for the district); the same unit when an alarm recurs."""
+    flagged for the district; at the matter's ceiling: the same unit); the same unit when an
+    alarm recurs."""
     state = em.state
     current = registry.units[state.unit_id]
     handoff = False
-    if reason == "dissatisfied" and state.tier is not Tier.STREET:
+    ceiling = state.ceiling or Tier.STREET
+    capped = state.tier.raised().rank > max(ceiling.rank, state.tier.rank)
+    if reason == "dissatisfied" and state.tier is not Tier.STREET and not capped:
         target = registry.ancestor(current, state.tier.raised())
     else:
         target = current
-        handoff = reason == "dissatisfied"
+        handoff = reason == "dissatisfied" and state.tier is Tier.STREET
     ack_by = at + state.ack_sla if state.ack_sla else None
     resolve_by = at + state.resolve_sla if state.resolve_sla else None
     why = (
@@ -634,6 +726,7 @@ def _reopen(
         CaseReopenedData.model_construct(
             case_id=state.case_id,
             reason=reason,
+            status="open",
             opening=state.opening + 1,
             from_tier=state.tier,
             from_unit_id=state.unit_id,
@@ -644,7 +737,13 @@ def _reopen(
             resolve_by=resolve_by,
             district_handoff=handoff,
             explanation=f"{why}: reopened at {target.name} ({target.tier.value})"
-            + ("; at the street already, flagged for hand-off to the district" if handoff else ""),
+            + ("; at the street already, flagged for hand-off to the district" if handoff else "")
+            + (
+                f"; at the ceiling of this matter ({ceiling.value}), not above it"
+                if reason == "dissatisfied" and capped and state.tier is not Tier.STREET
+                else ""
+            ),
+            notified=_told(state.notified, target.id, registry),
         ),
     )
     em.state = em.state._replace(
@@ -660,16 +759,93 @@ def _reopen(
         rated=(),
         handoff=handoff,
         closed_at=None,
+        resolved_at=None,
     )
 
 
-def attach(attached: CaseAttached, state: CaseState, registry: Registry) -> Outcome:
-    """A storm alarm attached to this case: if it was closed, the danger is back, so reopen."""
-    if state.status != "closed":
-        return [], state
+def attach(
+    hit: StormAlarm, state: CaseState, registry: Registry
+) -> tuple[list[CaseAttached | LifecycleEvent], CaseState]:
+    """An alarm of a storm, attached to this case: `minhu.case.attached`, naming the case's
+    owner now (it may have been escalated since the storm began) and its notified units. If the
+    alarm went off after the case was resolved, the danger is back: a closed case is reopened
+    (a new opening, at the same unit); a resolved one, if the alarm is critical, goes back to
+    work — acknowledged, resolved_by cleared, its resolve clock restarted (`case.reopened`,
+    status acknowledged, the same opening). A late alarm (dated before the storm's latest, or
+    before the case was resolved) only attaches."""
+    ev = hit.event
+    attached = CaseAttached.model_construct(
+        specversion="1.0",
+        id=f"{hit.case_id}/attached/{ev.id}",
+        source=ROUTER_SOURCE,
+        type=CASE_ATTACHED,
+        time=ev.time,
+        subject=hit.case_id,
+        datacontenttype="application/json",
+        data=CaseAttachedData.model_construct(
+            case_id=hit.case_id,
+            tier=state.tier,
+            unit_id=state.unit_id,
+            rule_id=hit.rule_id,
+            occurrence=hit.occurrence,
+            explanation=hit.explanation,
+            origin=Origin.model_construct(
+                event_id=ev.id, event_source=ev.source, event_type=ev.type, event_time=ev.time
+            ),
+            late=True if hit.late else None,
+            notified=_told(state.notified, state.unit_id, registry),
+        ),
+    )
+    out: list[CaseAttached | LifecycleEvent] = [attached]
+    recurred = (
+        not hit.late
+        and state.status in ("resolved", "closed")
+        and (state.resolved_at is None or ev.time > state.resolved_at)
+    )
+    if not recurred:
+        return out, state
     em = _Emitter(state)
-    _reopen(em, "alarm_recurred", attached.time, registry)
-    return em.done(em.state)
+    if state.status == "closed":
+        _reopen(em, "alarm_recurred", ev.time, registry)
+    elif hit.severity is Severity.CRITICAL:
+        _back_to_work(em, ev.time, registry)
+    events, new = em.done(em.state)
+    return [*out, *events], new
+
+
+def _back_to_work(em: _Emitter, at: datetime, registry: Registry) -> None:
+    """A critical alarm that recurs on a resolved case: the resolution did not hold. The same
+    unit and opening, acknowledged (it knows the case), with its resolve clock restarted."""
+    state = em.state
+    unit = registry.units[state.unit_id]
+    resolve_by = at + state.resolve_sla if state.resolve_sla else None
+    em.reopened(
+        at,
+        CaseReopenedData.model_construct(
+            case_id=state.case_id,
+            reason="alarm_recurred",
+            status="acknowledged",
+            opening=state.opening,
+            from_tier=state.tier,
+            from_unit_id=state.unit_id,
+            tier=state.tier,
+            unit_id=state.unit_id,
+            unit_name=unit.name,
+            acknowledge_by=None,
+            resolve_by=resolve_by,
+            district_handoff=False,
+            explanation=(
+                f"the alarm went off again after the case was resolved by {state.resolved_by}, "
+                f"before it was verified on site: back to work at {unit.name} "
+                f"({state.tier.value}), resolve again"
+                + (f" by {resolve_by.isoformat()}" if resolve_by else "")
+            ),
+            notified=_told(state.notified, state.unit_id, registry),
+        ),
+    )
+    em.state = em.state._replace(
+        status="acknowledged", resolve_by=resolve_by, resolved_by=None, resolved_at=None
+    )
 
 
 def forgettable(state: CaseState, now: datetime, rules: Rules) -> bool:

@@ -23,15 +23,14 @@ from handlers.registry import Registry, Unit
 from handlers.rules import AlarmTypeSpec, Facts, Kind, Route, Rules
 from handlers.text import fold
 from schemas import (
-    CASE_ATTACHED,
     CASE_ROUTED,
     AlarmRaised,
     AppealReported,
-    CaseAttached,
     CaseRouted,
     CloudEvent,
     EventRejected,
     IntakeEvent,
+    Severity,
     Tier,
 )
 from schemas.routing import ErrorKind
@@ -62,14 +61,28 @@ class Assessment:
 
 @dataclass(frozen=True, slots=True)
 class Storm:
-    """The open case an alarm storm attaches to."""
+    """The case an alarm storm attaches to, and the times of its earliest and latest alarms."""
 
     case_id: str
-    tier: Tier
-    unit_id: str
     rule_id: str
+    first: datetime
     last: datetime
     count: int
+
+
+@dataclass(frozen=True, slots=True)
+class StormAlarm:
+    """`route`'s decision for an alarm of a storm: attach it to the storm's case. What that
+    does to the case, and the `minhu.case.attached` record naming the case's owner now, is the
+    lifecycle's (`handlers.lifecycle.attach`)."""
+
+    event: AlarmRaised
+    case_id: str
+    rule_id: str
+    occurrence: int
+    late: bool  # dated before the latest alarm of the storm already seen
+    severity: Severity  # the alarm's
+    explanation: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,44 +275,55 @@ def _assess_alarm(
 
 def route(
     a: Assessment, state: KeyState | None, rules: Rules, registry: Registry, case_id: str
-) -> tuple[CaseRouted | CaseAttached, KeyState]:
+) -> tuple[CaseRouted | StormAlarm, KeyState]:
     """Decide one assessed event: attach it to a storm, or open a routed case (`case_id`, which
-    the engine derives from the event's bucket and identity)."""
+    the engine derives from the event's bucket and identity). An alarm joins the storm of its
+    sensor and type unless it is dated more than the storm window after the storm's latest
+    alarm."""
     state = state or KeyState()
     event, facts = a.event, a.facts
     now = event.time
 
     storm_rule = rules.storm_for(facts) if a.kind == "alarm" else None
-    if storm_rule is not None and state.storm is not None:
-        gap = abs(now - state.storm.last)
-        if gap <= storm_rule.window:
-            s = state.storm
-            n = s.count + 1
-            attached = CaseAttached.model_validate(
-                {
-                    "specversion": "1.0",
-                    "id": f"{s.case_id}/attached/{event.id}",
-                    "source": ROUTER_SOURCE,
-                    "type": CASE_ATTACHED,
-                    "time": now,
-                    "subject": s.case_id,
-                    "data": {
-                        "case_id": s.case_id,
-                        "tier": s.tier,
-                        "unit_id": s.unit_id,
-                        "rule_id": storm_rule.id,
-                        "occurrence": n,
-                        "explanation": (
-                            f"alarm storm: occurrence {n} of {a.dedup_key} within "
-                            f"{_fmt(storm_rule.window)} of the previous one; attached to {s.case_id} "
-                            f"(rule {storm_rule.id})"
-                        ),
-                        "origin": _origin(event),
-                    },
-                }
+    if (
+        storm_rule is not None
+        and state.storm is not None
+        and now <= state.storm.last + storm_rule.window
+    ):
+        s = state.storm
+        n = s.count + 1
+        window = storm_rule.window
+        # The storm spans [first, last] with no gap longer than its window, so an alarm within
+        # the window of either end has a neighbour within the window: the nearest alarm decides,
+        # not only the latest. One dated further back than that is older than the case it would
+        # join: attached, flagged late, never a case of its own with backdated deadlines.
+        within = now >= s.first - window
+        late = now < s.last
+        if not late:
+            how = f"within {_fmt(window)} of the previous one"
+        elif within:
+            how = (
+                f"dated {now.isoformat()}, within {_fmt(window)} of an alarm of the storm: "
+                "arrived late (out of order)"
             )
-            new_storm = replace(s, last=max(now, s.last), count=n)
-            return attached, replace(state, storm=new_storm)
+        else:
+            how = (
+                f"dated {now.isoformat()}, more than {_fmt(window)} before the case opened "
+                f"({s.first.isoformat()}): arrived late"
+            )
+        hit = StormAlarm(
+            event,  # type: ignore[arg-type]  # a storm rule matches alarms only
+            s.case_id,
+            storm_rule.id,
+            n,
+            late,
+            facts.severity,
+            f"alarm storm: occurrence {n} of {a.dedup_key} {how}; attached to {s.case_id} "
+            f"(rule {storm_rule.id})",
+        )
+        first = min(now, s.first) if within else s.first
+        new_storm = replace(s, first=first, last=max(now, s.last), count=n)
+        return hit, replace(state, storm=new_storm)
 
     why = list(a.notes)
     tags = [a.kind, facts.category]
@@ -405,7 +429,7 @@ def route(
     )
     storm = state.storm
     if storm_rule is not None and not close:
-        storm = Storm(cid, tier, unit.id, rule_id, now, 1)
+        storm = Storm(cid, rule_id, now, now, 1)
     return routed, KeyState(recent, storm)
 
 
@@ -454,4 +478,4 @@ def _fmt(td: timedelta) -> str:
     return f"{secs}s"
 
 
-__all__ = ["Assessment", "KeyState", "Storm", "assess", "route"]
+__all__ = ["Assessment", "KeyState", "Storm", "StormAlarm", "assess", "route"]

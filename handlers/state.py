@@ -110,9 +110,8 @@ def to_snapshot(bucket: Bucket) -> BucketSnapshot:
                 if s.storm is None
                 else StormSnapshot.model_construct(
                     case_id=s.storm.case_id,
-                    tier=s.storm.tier,
-                    unit_id=s.storm.unit_id,
                     rule_id=s.storm.rule_id,
+                    first=s.storm.first,
                     last=s.storm.last,
                     count=s.storm.count,
                 ),
@@ -149,6 +148,10 @@ def to_snapshot(bucket: Bucket) -> BucketSnapshot:
                 handoff=c.handoff,
                 seq=c.seq,
                 closed_at=c.closed_at,
+                ceiling=c.ceiling,
+                notified=list(c.notified),
+                resolved_at=c.resolved_at,
+                moves=list(c.moves),
                 returnable=c.returnable,
                 came_from=c.came_from,
                 extension_pending=None
@@ -160,6 +163,7 @@ def to_snapshot(bucket: Bucket) -> BucketSnapshot:
                     actor_id=c.extension_pending.actor_id,
                 ),
                 extension_opening=c.extension_opening,
+                caller_name=c.caller_name,
             )
             for c in bucket.cases.values()
         ],
@@ -185,9 +189,8 @@ def from_snapshot(snap: BucketSnapshot) -> Bucket:
                 if k.storm is None
                 else Storm(
                     k.storm.case_id,
-                    k.storm.tier,
-                    k.storm.unit_id,
                     k.storm.rule_id,
+                    k.storm.first or k.storm.last,
                     k.storm.last,
                     k.storm.count,
                 ),
@@ -219,6 +222,10 @@ def from_snapshot(snap: BucketSnapshot) -> Bucket:
                 handoff=c.handoff,
                 seq=c.seq,
                 closed_at=c.closed_at,
+                ceiling=c.ceiling,
+                notified=tuple(c.notified),
+                resolved_at=c.resolved_at,
+                moves=tuple((a, b, t, w) for a, b, t, w in c.moves),
                 returnable=None if c.returnable is None else (c.returnable[0], c.returnable[1]),
                 came_from=c.came_from,
                 extension_pending=None
@@ -230,6 +237,7 @@ def from_snapshot(snap: BucketSnapshot) -> Bucket:
                     c.extension_pending.actor_id,
                 ),
                 extension_opening=c.extension_opening,
+                caller_name=c.caller_name,
             )
             for c in snap.cases
         },

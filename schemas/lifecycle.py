@@ -16,6 +16,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from schemas.common import FreeText, Identifier, PhotoUrl, Plain, Tier
 from schemas.envelope import CloudEvent
 from schemas.intake import AlarmRaised, AppealReported, PatrolReported
+from schemas.routing import Notified
 
 CASE_ACKNOWLEDGED: Final = "minhu.case.acknowledged"
 CASE_RESOLVED: Final = "minhu.case.resolved"
@@ -40,7 +41,7 @@ CaseId = Annotated[str, Field(min_length=1, max_length=64), Plain]
 Note = Annotated[str, Field(max_length=2000), Plain]
 Verdict = Literal["satisfied", "basically_satisfied", "dissatisfied"]
 EscalationReason = Literal[
-    "ack_timeout", "resolve_timeout", "requested", "repeated_appeals", "dissatisfied"
+    "ack_timeout", "resolve_timeout", "requested", "repeated_appeals", "dissatisfied", "supervised"
 ]
 
 
@@ -238,6 +239,9 @@ class CaseUpdatedData(_Data):
     opening: int
     note: str | None = None
     within_sla: bool = Field(description="Acknowledged (or resolved) before its deadline")
+    notified: list[Notified] | None = Field(
+        default=None, description="Units told of the case besides its owner"
+    )
 
 
 class CaseEscalatedData(_Data):
@@ -255,6 +259,14 @@ class CaseEscalatedData(_Data):
         description="At the street and still failing: flagged for hand-off to the district (12345)"
     )
     explanation: str
+    supervisor: Notified | None = Field(
+        default=None,
+        description="督办 (reason supervised): the unit of the tier above, told of a deadline "
+        "breached at the matter's ceiling tier; the case stays where it is",
+    )
+    notified: list[Notified] | None = Field(
+        default=None, description="Units told of the case besides its owner"
+    )
 
 
 class CaseClosedData(_Data):
@@ -271,6 +283,11 @@ class CaseClosedData(_Data):
 class CaseReopenedData(_Data):
     case_id: str
     reason: Literal["dissatisfied", "alarm_recurred"]
+    status: Literal["open", "acknowledged"] = Field(
+        default="open",
+        description="open: a new handling (opening + 1) that must be acknowledged again; "
+        "acknowledged: a resolved case sent back to work by a recurring alarm (same opening)",
+    )
     opening: int
     from_tier: Tier
     from_unit_id: str
@@ -281,6 +298,9 @@ class CaseReopenedData(_Data):
     resolve_by: AwareDatetime | None = None
     district_handoff: bool
     explanation: str
+    notified: list[Notified] | None = Field(
+        default=None, description="Units told of the case besides its owner"
+    )
 
 
 class RatingRequestedData(_Data):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.common import Severity, Tier
 from schemas.envelope import CloudEvent
@@ -70,7 +70,8 @@ class CaseRoutedData(_Data):
 
 
 class CaseAttachedData(_Data):
-    """A later alarm of a storm, attached to the case the first alarm opened."""
+    """A later alarm of a storm, attached to the case the first alarm opened; `tier` and
+    `unit_id` are the case's owner now (it may have been escalated since)."""
 
     case_id: str
     tier: Tier
@@ -79,6 +80,14 @@ class CaseAttachedData(_Data):
     occurrence: int
     explanation: str
     origin: Origin
+    late: bool | None = Field(
+        default=None,
+        description="True when the alarm is dated before the latest alarm of its storm already "
+        "seen (a buffering gateway): attached as it is, never a case of its own",
+    )
+    notified: list[Notified] | None = Field(
+        default=None, description="Units told of the case besides its owner"
+    )
 
 
 ErrorKind = Literal[

@@ -21,9 +21,10 @@ class _Snap(BaseModel):
 
 class StormSnapshot(_Snap):
     case_id: str
-    tier: Tier
-    unit_id: str
+    tier: Tier | None = None  # no longer written: a storm's records go to its case's owner now
+    unit_id: str | None = None  # (likewise)
     rule_id: str
+    first: AwareDatetime | None = None  # None in older snapshots: `last` then
     last: AwareDatetime
     count: int
 
@@ -69,11 +70,16 @@ class CaseSnapshot(_Snap):
     handoff: bool
     seq: int
     closed_at: AwareDatetime | None
+    ceiling: Tier | None = None
+    notified: list[str] = []
+    resolved_at: AwareDatetime | None = None
+    moves: list[tuple[str, str, AwareDatetime, str]] = []  # (from unit, to unit, at, why)
     # reassignment and extensions (handlers/desks.py); defaults: snapshots written before them
     returnable: tuple[str, int] | None = None
     came_from: str | None = None
     extension_pending: ExtensionAskSnapshot | None = None
     extension_opening: int = 0
+    caller_name: str | None = None  # to mask it in notes; the state stays with the workers
 
 
 class AppliedSnapshot(_Snap):

@@ -21,10 +21,12 @@ With the default prefix `minhu.`:
 | minhu.deadletter             | minhu.event.rejected: every refused record, with reason    |
 
 A routed case goes to the dispatch topic of its tier, and also to the dispatch topic of each
-notified unit's tier (a gas leak goes to grid and community). Updates go to the case's tier;
-an escalation, reopening or reassignment to the tier it leaves and the tier it reaches; an
-extension asked or answered to the case's tier and the deciding tier above. Records are keyed by
-case id, so one case's records stay in order on one partition.
+notified unit's tier (a gas leak goes to grid and community). So does everything after it about
+the open case — an attached alarm, an update — to the tier of the case's owner *now* (it may have
+been escalated since) and of each notified unit the record names; an escalation, reopening or
+reassignment also to the tier it leaves, a supervision (督办) to the supervising unit's tier, and
+an extension asked or answered to the case's tier and the deciding tier above. Records are keyed
+by case id, so one case's records stay in order on one partition.
 
 Every intake topic is keyed by shard (handlers/ids.py): minhu's publishers put appeals and
 patrol reports about life or property (severity critical) on the urgent topic, which workers
@@ -112,19 +114,25 @@ class Topics:
             tiers = dict.fromkeys([event.data.tier, *(n.tier for n in event.data.notified)])
             return [Record(self.dispatch(t), event.data.case_id, event) for t in tiers]
         if isinstance(event, CaseAttached | CaseUpdated):
-            return [Record(self.dispatch(event.data.tier), event.data.case_id, event)]
+            told = [n.tier for n in event.data.notified or ()]
+            tiers = dict.fromkeys([event.data.tier, *told])
+            return [Record(self.dispatch(t), event.data.case_id, event) for t in tiers]
         if isinstance(event, CaseEscalated):
             d = event.data
-            return self._moved(event, d.case_id, d.from_tier, d.to_tier, d.district_handoff)
+            also = [
+                n.tier for n in (*(d.notified or ()), *([d.supervisor] if d.supervisor else []))
+            ]
+            return self._moved(event, d.case_id, d.from_tier, d.to_tier, d.district_handoff, also)
         if isinstance(event, CaseReopened):
             r = event.data
-            return self._moved(event, r.case_id, r.from_tier, r.tier, r.district_handoff)
+            also = [n.tier for n in r.notified or ()]
+            return self._moved(event, r.case_id, r.from_tier, r.tier, r.district_handoff, also)
         if isinstance(event, CaseReassigned):
             g = event.data
-            return self._moved(event, g.case_id, g.from_tier, g.to_tier, False)
+            return self._moved(event, g.case_id, g.from_tier, g.to_tier, False, [])
         if isinstance(event, CaseExtensionAsked | CaseExtensionAnswered):
             x = event.data
-            return self._moved(event, x.case_id, x.tier, x.decider_tier, False)
+            return self._moved(event, x.case_id, x.tier, x.decider_tier, False, [])
         if isinstance(event, CaseClosed):
             return [Record(self.closures, event.data.case_id, event)]
         if isinstance(event, RatingRequested | RatingRecorded):
@@ -132,11 +140,18 @@ class Topics:
         return [Record(self.deadletter, event.subject, event)]
 
     def _moved(
-        self, event: CloudEvent, case_id: str, src: Tier, dst: Tier, handoff: bool
+        self,
+        event: CloudEvent,
+        case_id: str,
+        src: Tier,
+        dst: Tier,
+        handoff: bool,
+        also: list[Tier],
     ) -> list[Record]:
-        """A case leaving one tier for another: both tiers hear of it, and the district too
-        when it is flagged for hand-off."""
-        out = [Record(self.dispatch(t), case_id, event) for t in dict.fromkeys([src, dst])]
+        """A case leaving one tier for another: both tiers hear of it, the tiers of the units
+        told (notified, supervising), and the district too when it is flagged for hand-off."""
+        tiers = dict.fromkeys([src, dst, *also])
+        out = [Record(self.dispatch(t), case_id, event) for t in tiers]
         if handoff:
             out.append(Record(self.district, case_id, event))
         return out

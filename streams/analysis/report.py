@@ -45,6 +45,7 @@ REASON_ZH = {
     "requested": "申请上报 requested",
     "dissatisfied": "不满意重办 dissatisfied",
     "repeated_appeals": "重复诉求 repeated",
+    "supervised": "督办 supervised",
 }
 
 

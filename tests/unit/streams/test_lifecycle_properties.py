@@ -91,7 +91,10 @@ def test_random_interleavings_keep_the_invariants(
     for v in values:
         if isinstance(v, CaseEscalated):
             assert v.data.to_tier.rank >= v.data.from_tier.rank, "the tier never goes down"
-            if not v.data.district_handoff:
+            if v.data.reason == "supervised":  # 督办 at the ceiling: the case stays
+                assert v.data.to_unit_id == v.data.from_unit_id and v.data.supervisor
+                assert v.data.supervisor.tier.rank == v.data.from_tier.rank + 1
+            elif not v.data.district_handoff:
                 assert v.data.to_tier.rank == v.data.from_tier.rank + 1, "one tier at a time"
         if isinstance(v, CaseReopened):
             assert v.data.tier.rank >= v.data.from_tier.rank

@@ -14,7 +14,6 @@ import re
 from typing import Any
 
 import opencc
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -153,7 +152,6 @@ def test_no_dispatch_closure_or_rating_record_carries_personal_data(
 # a responder's note and a rating comment are masked without the caller's name (the case
 # state does not keep it), and the note of a request to escalate goes into the escalation's
 # `explanation` unmasked.
-@pytest.mark.xfail(strict=True, reason="lifecycle: notes and comments keep the caller's name")
 @_SETTINGS
 @given(_lives(names_in_notes=True))
 def test_the_callers_name_in_a_responders_note(
@@ -162,7 +160,6 @@ def test_the_callers_name_in_a_responders_note(
     _check_life(rules, registry, *life)
 
 
-@pytest.mark.xfail(strict=True, reason="lifecycle: an escalation's explanation quotes the note")
 @_SETTINGS
 @given(_lives(escalation_note=True))
 def test_numbers_in_a_request_to_escalate(
