@@ -125,6 +125,7 @@ class CaseState(NamedTuple):
     extension_opening: int = 0  # the opening in which an extension was asked (once each)
     # The caller's name in clear, only to mask it in notes and comments (set by the engine)
     caller_name: str | None = None
+    supervisions: int = 0  # 督办 so far at the ceiling: the second stops the clocks
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,8 +485,12 @@ def _escalate(
     supervised = not handoff and reason != "requested" and state.tier.raised().rank > ceiling.rank
     above = None if handoff else registry.ancestor(current, state.tier.raised())
     target = above if above is not None and not supervised else current
-    ack_by = at + state.ack_sla if state.ack_sla and not handoff else None
-    resolve_by = at + state.resolve_sla if state.resolve_sla and not handoff else None
+    # Supervised once, the clocks restart; supervised again, they stop (as at the street): the
+    # supervisor follows the case up, and nobody is told the same thing every few hours.
+    again = supervised and state.supervisions >= 1
+    ticking = not handoff and not again
+    ack_by = at + state.ack_sla if state.ack_sla and ticking else None
+    resolve_by = at + state.resolve_sla if state.resolve_sla and ticking else None
     if handoff:
         where = "at the street, the top tier: flagged for hand-off to the district (12345)"
     elif supervised:
@@ -498,7 +503,11 @@ def _escalate(
             f"督办 (supervised) at {current.name} ({state.tier.value}), "
             f"{'the' if state.tier is ceiling else 'above the'} ceiling of this matter "
             f"({ceiling.value}): {head}{above.name} ({above.tier.value}) are told; the case "
-            f"stays, with fresh clocks"
+            + (
+                "stays; supervised again, its clocks stop: the supervisor follows it up"
+                if again
+                else "stays, with fresh clocks"
+            )
         )
     else:
         where = f"from {current.name} ({state.tier.value}) to {target.name} ({target.tier.value})"
@@ -531,6 +540,7 @@ def _escalate(
             resolve_by=resolve_by,
             asked=asked,
             moves=moves,
+            supervisions=state.supervisions + 1 if supervised else state.supervisions,
         )
     )
 

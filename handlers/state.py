@@ -164,6 +164,7 @@ def to_snapshot(bucket: Bucket) -> BucketSnapshot:
                 ),
                 extension_opening=c.extension_opening,
                 caller_name=c.caller_name,
+                supervisions=c.supervisions,
             )
             for c in bucket.cases.values()
         ],
@@ -238,6 +239,7 @@ def from_snapshot(snap: BucketSnapshot) -> Bucket:
                 ),
                 extension_opening=c.extension_opening,
                 caller_name=c.caller_name,
+                supervisions=c.supervisions,
             )
             for c in snap.cases
         },

@@ -80,6 +80,7 @@ class CaseSnapshot(_Snap):
     extension_pending: ExtensionAskSnapshot | None = None
     extension_opening: int = 0
     caller_name: str | None = None  # to mask it in notes; the state stays with the workers
+    supervisions: int = 0
 
 
 class AppliedSnapshot(_Snap):

@@ -228,3 +228,16 @@ def test_escalation_explanation_masks_phone_and_id_numbers(w: World) -> None:
     assert "13812345678" not in esc.explanation
     assert "110101199003077777" not in esc.explanation
     assert "138****5678" in esc.explanation
+
+
+def test_an_unattended_case_is_supervised_twice_then_its_clocks_stop(w: World) -> None:
+    """督办 is not a siren: supervised once, fresh clocks; supervised again, the clocks stop
+    (the supervisor follows the case up), however long nobody acts."""
+    case = w.appeal("单元门口垃圾没人清运")  # trivial: ceiling grid
+    w.runner.advance(T0 + timedelta(days=30))
+    sup = [e for e in w.of("case.escalated", case) if e.reason == "supervised"]
+    assert len(sup) == 2
+    assert sup[0].acknowledge_by is not None and sup[1].acknowledge_by is None
+    assert "clocks stop" in sup[1].explanation
+    state = w.runner.case(case)
+    assert state.ack_by is None and state.resolve_by is None and state.unit_id == "qy-g01"
