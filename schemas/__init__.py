@@ -14,7 +14,6 @@ from schemas.envelope import CloudEvent
 from schemas.intake import (
     ALARM_RAISED,
     APPEAL_REPORTED,
-    INTAKE_TYPES,
     PATROL_REPORTED,
     AlarmData,
     AlarmRaised,
@@ -24,7 +23,6 @@ from schemas.intake import (
     IntakeEvent,
     PatrolData,
     PatrolReported,
-    intake_adapter,
 )
 from schemas.routing import (
     CASE_ATTACHED,
@@ -40,7 +38,6 @@ from schemas.routing import (
     MaskedCaller,
     Notified,
     Origin,
-    OutputEvent,
 )
 
 EVENT_MODELS: dict[str, type[CloudEvent]] = {
@@ -82,7 +79,6 @@ __all__ = [
     "CASE_ROUTED",
     "EVENT_MODELS",
     "EVENT_REJECTED",
-    "INTAKE_TYPES",
     "PATROL_REPORTED",
     "TIER_ORDER",
     "AlarmData",
@@ -105,11 +101,9 @@ __all__ = [
     "MaskedCaller",
     "Notified",
     "Origin",
-    "OutputEvent",
     "PatrolData",
     "PatrolReported",
     "Severity",
     "Tier",
-    "intake_adapter",
     "json_schemas",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.common import (
     AlarmType,
@@ -93,7 +93,3 @@ class PatrolReported(CloudEvent):
 
 
 IntakeEvent = Annotated[AppealReported | AlarmRaised | PatrolReported, Field(discriminator="type")]
-INTAKE_TYPES: tuple[str, ...] = (APPEAL_REPORTED, ALARM_RAISED, PATROL_REPORTED)
-intake_adapter: TypeAdapter[AppealReported | AlarmRaised | PatrolReported] = TypeAdapter(
-    IntakeEvent
-)

@@ -200,15 +200,6 @@ class RatingSubmitted(CloudEvent):
 
 
 CaseAction = CaseAcknowledged | CaseResolved | CaseVerified | CaseEscalationRequested
-ACTION_TYPES: tuple[str, ...] = (
-    CASE_ACKNOWLEDGED,
-    CASE_RESOLVED,
-    CASE_VERIFIED,
-    CASE_ESCALATION_REQUESTED,
-    CASE_REASSIGN_REQUESTED,
-    CASE_EXTENSION_REQUESTED,
-    CASE_EXTENSION_DECIDED,
-)
 
 AnyInput = (
     AppealReported

@@ -137,6 +137,3 @@ class CaseAttached(CloudEvent):
 class EventRejected(CloudEvent):
     type: Literal["minhu.event.rejected"]
     data: EventRejectedData
-
-
-OutputEvent = CaseRouted | CaseAttached | EventRejected

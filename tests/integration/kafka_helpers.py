@@ -156,6 +156,23 @@ def publish(dep: Deployment, rules: Rules, registry: Registry, lines: Iterable[s
 Rec = dict[str, Any]  # {"topic": without the prefix, "key": ..., "value": CloudEvent as a dict}
 
 
+def count_records(broker: str, topic: str, quiet_s: float = 3.0) -> int:
+    """How many records a topic holds, read from the start (the test broker's end offsets are
+    not to be trusted), until nothing new has come for `quiet_s`."""
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=broker,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=int(quiet_s * 1000),
+    )
+    try:
+        return sum(1 for _ in consumer)
+    finally:
+        consumer.close()
+
+
 def read(
     dep: Deployment,
     until: Callable[[list[Rec]], bool],

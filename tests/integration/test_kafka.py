@@ -27,6 +27,7 @@ from tests.integration.kafka_helpers import (
     Deployment,
     Rec,
     Worker,
+    count_records,
     covers,
     distinct,
     embedded_ledger,
@@ -97,7 +98,12 @@ def test_the_worker_decides_the_whole_demo_history_as_route_does(
         assert set(types(expected)) >= EVERY_TYPE
         got = read(dep, covers(distinct(expected)), timeout_s=180)
         n, resent = assert_same(got, expected)
-        print(f"\n{len(sent):,} records in, {n:,} out ({resent} re-sent): same as minhu route")
+        changelog = count_records(broker, f"{dep.app_id}-buckets-changelog")
+        print(
+            f"\n{len(sent):,} records in, {n:,} out ({resent} re-sent), {changelog:,} changelog "
+            f"records: {(n + changelog) / len(sent):.2f} Kafka records per record in; the "
+            "records out are minhu route's"
+        )
         # The worker's ledger holds the rows the embedded one does, intake records included.
         time.sleep(2)
         own = f"sqlite:///{tmp_path / 'embedded.db'}"
