@@ -81,6 +81,7 @@ LIVE_LAG = timedelta(seconds=0.5)  # the wall clock a caught-up partition runs o
 # partition it has already fetched, and reads on after them when resumed (a test lost 199 of
 # 8,165 actions so). What waits is what one input is ahead of another in event time.
 IDLE = 2.0  # seconds without a new record after which a caught-up partition is idle
+GAP_WAIT = 30.0  # seconds a record ahead of a missing offset waits for it
 EXIT_BROKER_LOST = 3
 EXIT_CRASHED = 4
 
@@ -124,6 +125,12 @@ class Part:
         default_factory=lambda: defaultdict(deque)
     )
     shim: _Shim | None = None
+    # Each input is taken in offset order, from its committed offset, without gaps: Faust
+    # delivers some records twice around a rebalance (fetched before its seek to the committed
+    # offsets, and again after it), and a record ahead of the next one expected waits for it.
+    next: dict[str, int] = field(default_factory=dict)  # topic -> next offset expected
+    ahead: dict[str, dict[int, tuple[Any, bool]]] = field(default_factory=dict)
+    ahead_since: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -254,7 +261,11 @@ class MinhuWorker:
                 orphans=orphans_key(p),
                 holds=self._holder(p),
             )
-            self.parts[p] = Part(p, engine, Merge(self.sources), shim=_Shim(p, self.sources[2]))
+            part = Part(p, engine, Merge(self.sources), shim=_Shim(p, self.sources[2]))
+            committed = self.app.consumer._committed_offset  # type: ignore[attr-defined]
+            for topic in self.sources:
+                part.next[topic] = committed.get(faust.types.TP(topic, p)) or 0
+            self.parts[p] = part
         log.info("holding partitions %s", sorted(self.parts))
 
     def _reader(self, part: Part) -> Callable[[str], bool | None]:
@@ -273,13 +284,7 @@ class MinhuWorker:
             return None
         if high is None:
             return None
-        last = part.received.get(topic)
-        if last is None:
-            # Nothing received since the partition was assigned: caught up if reading starts
-            # at the end (Faust's read offset is where it started, until it reads one).
-            start = self.app.consumer._read_offset.get(tp)  # type: ignore[attr-defined]
-            return high == 0 or (start is not None and start >= high)
-        return last + 1 >= high
+        return part.next.get(topic, 0) >= high
 
     # ---- receiving ----------------------------------------------------------------------------
 
@@ -336,6 +341,51 @@ class MinhuWorker:
             # partition again from its committed offset — deciding this one first would
             # decide it ahead of the records before it.
             return
+        expected = part.next.get(msg.topic, msg.offset)
+        if msg.offset < expected:
+            return  # delivered again: this partition has it already (decided, or waiting)
+        if msg.offset > expected:
+            part.ahead.setdefault(msg.topic, {})[msg.offset] = (event, lane)
+            part.ahead_since.setdefault(msg.topic, time.monotonic())
+            return
+        self._take(part, event, lane)
+        waiting = part.ahead.get(msg.topic)
+        while waiting and part.next[msg.topic] in waiting:
+            self._take(part, *waiting.pop(part.next[msg.topic]))
+        if not waiting:
+            part.ahead.pop(msg.topic, None)
+            part.ahead_since.pop(msg.topic, None)
+
+    def _skip_gaps(self) -> None:
+        """Records ahead of a missing offset for `GAP_WAIT` seconds: the offsets never come
+        (transaction markers, compaction), so the partition goes on from the first that did."""
+        now = time.monotonic()
+        for part in self.parts.values():
+            for topic, since in list(part.ahead_since.items()):
+                waiting = part.ahead.get(topic)
+                if not waiting or now - since < GAP_WAIT:
+                    continue
+                first = min(waiting)
+                log.warning(
+                    "%s/%d: offsets %d to %d never came; going on from %d",
+                    topic,
+                    part.partition,
+                    part.next[topic],
+                    first - 1,
+                    first,
+                )
+                part.next[topic] = first
+                part.ahead_since[topic] = now
+                while waiting and part.next[topic] in waiting:
+                    self._take(part, *waiting.pop(part.next[topic]))
+                if not waiting:
+                    part.ahead.pop(topic, None)
+                    part.ahead_since.pop(topic, None)
+
+    def _take(self, part: Part, event: Any, lane: bool) -> None:
+        """The next record of one input, in offset order: into the merge (or the lane)."""
+        msg = event.message
+        part.next[msg.topic] = msg.offset + 1
         m.EVENTS_IN.labels(msg.topic, "record").inc()
         part.received[msg.topic] = msg.offset
         part.arrived = time.monotonic()
@@ -393,6 +443,7 @@ class MinhuWorker:
     async def _decide(self) -> None:
         batch = Batch()
         wall = datetime.now(UTC)
+        self._skip_gaps()
         self._settle()
         for part in self.parts.values():
             for item in part.urgent:
