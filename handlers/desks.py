@@ -26,11 +26,9 @@ extension request; the case's status is open again.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 from handlers.lifecycle import (
-    LIFECYCLE_SOURCE,
     CaseState,
     ExtensionAsk,
     Outcome,
@@ -42,19 +40,12 @@ from handlers.registry import Person, Registry, Role, Unit
 from handlers.rules import Rules
 from schemas import Tier
 from schemas.lifecycle import (
-    CASE_EXTENSION_ANSWERED,
-    CASE_EXTENSION_ASKED,
-    CASE_REASSIGNED,
-    CaseExtensionAnswered,
     CaseExtensionAnsweredData,
-    CaseExtensionAsked,
     CaseExtensionAskedData,
     CaseExtensionDecided,
     CaseExtensionRequested,
-    CaseReassigned,
     CaseReassignedData,
     CaseReassignRequested,
-    _Data,
     extension_duration,
 )
 
@@ -138,29 +129,6 @@ def _decider(state: CaseState, registry: Registry) -> Unit:
     return registry.ancestor(current, current.tier.raised())
 
 
-def _emit(
-    em: _Emitter,
-    kind: str,
-    event: type[CaseReassigned] | type[CaseExtensionAsked] | type[CaseExtensionAnswered],
-    type_: str,
-    at: datetime,
-    data: _Data,
-) -> None:
-    """One more event of the case, numbered like every other (`<case>/<n>/<kind>`)."""
-    eid, s = em._next(kind)
-    envelope: dict[str, Any] = {
-        "specversion": "1.0",
-        "id": eid,
-        "source": LIFECYCLE_SOURCE,
-        "type": type_,
-        "time": at,
-        "subject": s.case_id,
-        "datacontenttype": "application/json",
-        "data": data,
-    }
-    em.out.append(event.model_construct(**envelope))
-
-
 # ---- 退单, 转派 ---------------------------------------------------------------------------------
 
 
@@ -234,11 +202,7 @@ def reassign(
     ack_by = at + state.ack_sla if state.ack_sla else None
     resolve_by = at + state.resolve_sla if state.resolve_sla else None
     em = _Emitter(state)
-    _emit(
-        em,
-        "reassigned",
-        CaseReassigned,
-        CASE_REASSIGNED,
+    em.reassigned(
         at,
         CaseReassignedData.model_construct(
             case_id=state.case_id,
@@ -319,11 +283,7 @@ def request_extension(
         )
     decider = _decider(state, registry)
     em = _Emitter(state)
-    _emit(
-        em,
-        "extension_asked",
-        CaseExtensionAsked,
-        CASE_EXTENSION_ASKED,
+    em.extension_asked(
         action.time,
         CaseExtensionAskedData.model_construct(
             case_id=state.case_id,
@@ -373,11 +333,7 @@ def decide_extension(
     resolve_by = state.resolve_by + ask.extra if d.approved else state.resolve_by
     decider = _decider(state, registry)
     em = _Emitter(state)
-    _emit(
-        em,
-        "extension_answered",
-        CaseExtensionAnswered,
-        CASE_EXTENSION_ANSWERED,
+    em.extension_answered(
         action.time,
         CaseExtensionAnsweredData.model_construct(
             case_id=state.case_id,

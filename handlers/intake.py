@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,13 +25,12 @@ from schemas import (
     EventRejectedData,
     FieldError,
 )
-from schemas.common import KEPT_OF_LARGE, MAX_RECORD_BYTES
+from schemas.common import KEPT_OF_LARGE, MAX_RECORD_BYTES, UNSAFE_CHARS
 from schemas.lifecycle import InputEvent, input_adapter
 from schemas.routing import ErrorKind
 
 REJECTION_SOURCE = "minhu/router"
 MAX_ERRORS_LISTED = 10
-_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 EVENT_TYPES = (
     "minhu.appeal.reported, minhu.alarm.raised, minhu.patrol.reported, "
     "minhu.case.acknowledged, minhu.case.resolved, minhu.case.verified, "
@@ -81,19 +79,18 @@ def _span(d: timedelta) -> str:
 
 def storable(payload: str) -> str:
     """The payload with what no store can hold written as \\uXXXX escapes."""
-    if _UNSTORABLE.search(payload) is None:
+    if UNSAFE_CHARS.search(payload) is None:
         return payload
-    return _UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", payload)
+    return UNSAFE_CHARS.sub(lambda m: f"\\u{ord(m.group()):04x}", payload)
 
 
-def kept(payload: str) -> str:
+def kept(payload: str | bytes) -> str:
     """What a store keeps of a record: all of it, its unstorable characters escaped, or of a
     record over `MAX_RECORD_BYTES` its first `KEPT_OF_LARGE` bytes and its length."""
-    size = len(payload.encode("utf-8", "surrogatepass"))
-    if size > MAX_RECORD_BYTES:
-        head = payload.encode("utf-8", "surrogatepass")[:KEPT_OF_LARGE]
-        payload = f"{as_text(head)}…({size:,} bytes in all)"
-    return storable(payload)
+    data = payload if isinstance(payload, bytes) else payload.encode("utf-8", "surrogatepass")
+    if len(data) > MAX_RECORD_BYTES:
+        return storable(f"{as_text(data[:KEPT_OF_LARGE])}…({len(data):,} bytes in all)")
+    return storable(as_text(payload))
 
 
 def as_text(raw: str | bytes) -> str:
@@ -111,17 +108,9 @@ def parse_input(
     """
     size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
     if size > MAX_RECORD_BYTES:
-        text = as_text(raw[:KEPT_OF_LARGE])
+        reason = f"record of {size:,} bytes: the limit is {MAX_RECORD_BYTES:,} bytes"
         return rejection(
-            "too_large",
-            f"record of {size:,} bytes: the limit is {MAX_RECORD_BYTES:,} bytes",
-            [],
-            f"{text}…({size:,} bytes in all)",
-            received_from,
-            position,
-            received_at,
-            None,
-            None,
+            "too_large", reason, [], kept(raw), received_from, position, received_at, None, None
         )
     try:
         return input_adapter.validate_json(raw)

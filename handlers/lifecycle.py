@@ -20,7 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
+
+from pydantic import BaseModel
 
 from handlers.privacy import mask_caller_in, pseudonym
 from handlers.registry import Person, Registry, Role, Unit
@@ -39,6 +41,9 @@ from schemas import (
 from schemas.lifecycle import (
     CASE_CLOSED,
     CASE_ESCALATED,
+    CASE_EXTENSION_ANSWERED,
+    CASE_EXTENSION_ASKED,
+    CASE_REASSIGNED,
     CASE_REOPENED,
     CASE_UPDATED,
     RATING_RECORDED,
@@ -49,6 +54,12 @@ from schemas.lifecycle import (
     CaseEscalated,
     CaseEscalatedData,
     CaseEscalationRequested,
+    CaseExtensionAnswered,
+    CaseExtensionAnsweredData,
+    CaseExtensionAsked,
+    CaseExtensionAskedData,
+    CaseReassigned,
+    CaseReassignedData,
     CaseReopened,
     CaseReopenedData,
     CaseResolved,
@@ -228,95 +239,48 @@ class _Emitter:
         self.state = s._replace(seq=s.seq + 1)
         return f"{s.case_id}/{s.seq + 1}/{kind}", self.state
 
+    def _add(
+        self, event: type[LifecycleEvent], type_: str, kind: str, at: datetime, data: BaseModel
+    ) -> None:
+        eid, s = self._next(kind)
+        envelope: dict[str, Any] = {
+            "specversion": "1.0",
+            "id": eid,
+            "source": LIFECYCLE_SOURCE,
+            "type": type_,
+            "time": at,
+            "subject": s.case_id,
+            "datacontenttype": "application/json",
+            "data": data,
+        }
+        self.out.append(event.model_construct(**envelope))
+
     def updated(self, at: datetime, data: CaseUpdatedData) -> None:
-        eid, s = self._next("updated")
-        self.out.append(
-            CaseUpdated.model_construct(
-                specversion="1.0",
-                id=eid,
-                source=LIFECYCLE_SOURCE,
-                type=CASE_UPDATED,
-                time=at,
-                subject=s.case_id,
-                datacontenttype="application/json",
-                data=data,
-            )
-        )
+        self._add(CaseUpdated, CASE_UPDATED, "updated", at, data)
 
     def escalated(self, at: datetime, data: CaseEscalatedData) -> None:
-        eid, s = self._next("escalated")
-        self.out.append(
-            CaseEscalated.model_construct(
-                specversion="1.0",
-                id=eid,
-                source=LIFECYCLE_SOURCE,
-                type=CASE_ESCALATED,
-                time=at,
-                subject=s.case_id,
-                datacontenttype="application/json",
-                data=data,
-            )
-        )
+        self._add(CaseEscalated, CASE_ESCALATED, "escalated", at, data)
 
     def closed(self, at: datetime, data: CaseClosedData) -> None:
-        eid, s = self._next("closed")
-        self.out.append(
-            CaseClosed.model_construct(
-                specversion="1.0",
-                id=eid,
-                source=LIFECYCLE_SOURCE,
-                type=CASE_CLOSED,
-                time=at,
-                subject=s.case_id,
-                datacontenttype="application/json",
-                data=data,
-            )
-        )
+        self._add(CaseClosed, CASE_CLOSED, "closed", at, data)
 
     def reopened(self, at: datetime, data: CaseReopenedData) -> None:
-        eid, s = self._next("reopened")
-        self.out.append(
-            CaseReopened.model_construct(
-                specversion="1.0",
-                id=eid,
-                source=LIFECYCLE_SOURCE,
-                type=CASE_REOPENED,
-                time=at,
-                subject=s.case_id,
-                datacontenttype="application/json",
-                data=data,
-            )
-        )
+        self._add(CaseReopened, CASE_REOPENED, "reopened", at, data)
 
     def rating_requested(self, at: datetime, data: RatingRequestedData) -> None:
-        eid, s = self._next("requested")
-        self.out.append(
-            RatingRequested.model_construct(
-                specversion="1.0",
-                id=eid,
-                source=LIFECYCLE_SOURCE,
-                type=RATING_REQUESTED,
-                time=at,
-                subject=s.case_id,
-                datacontenttype="application/json",
-                data=data,
-            )
-        )
+        self._add(RatingRequested, RATING_REQUESTED, "requested", at, data)
 
     def rating_recorded(self, at: datetime, data: RatingRecordedData) -> None:
-        eid, s = self._next("recorded")
-        self.out.append(
-            RatingRecorded.model_construct(
-                specversion="1.0",
-                id=eid,
-                source=LIFECYCLE_SOURCE,
-                type=RATING_RECORDED,
-                time=at,
-                subject=s.case_id,
-                datacontenttype="application/json",
-                data=data,
-            )
-        )
+        self._add(RatingRecorded, RATING_RECORDED, "recorded", at, data)
+
+    def reassigned(self, at: datetime, data: CaseReassignedData) -> None:
+        self._add(CaseReassigned, CASE_REASSIGNED, "reassigned", at, data)
+
+    def extension_asked(self, at: datetime, data: CaseExtensionAskedData) -> None:
+        self._add(CaseExtensionAsked, CASE_EXTENSION_ASKED, "extension_asked", at, data)
+
+    def extension_answered(self, at: datetime, data: CaseExtensionAnsweredData) -> None:
+        self._add(CaseExtensionAnswered, CASE_EXTENSION_ANSWERED, "extension_answered", at, data)
 
     def done(self, state: CaseState) -> Outcome:
         """The events, and `state` (derived from `self.state`) as the case's new state."""

@@ -84,12 +84,12 @@ class AlarmType(StrEnum):
 # Characters no text of an event may hold: C0 controls but tab, line feed and carriage return
 # (PostgreSQL refuses NUL in text; the others are never meant), DEL, and lone UTF-16
 # surrogates (no encoding can store them). A record with one is refused with the field's name.
-_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+UNSAFE_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
 def plain(text: str) -> str:
     """Text every store accepts, or a ValueError that says which character is not."""
-    m = _UNSAFE.search(text)
+    m = UNSAFE_CHARS.search(text)
     if m is not None:
         raise ValueError(
             f"contains the control character U+{ord(m.group()):04X}, which no text may hold"

@@ -102,11 +102,6 @@ class Publisher:
 
     def publish(self, raw: str | bytes, position: int | None = None) -> PublishResult:
         value = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
-        size = len(value)
-        if size > MAX_RECORD_BYTES:
-            return PublishResult(
-                False, reason=f"record of {size:,} bytes: the limit is {MAX_RECORD_BYTES:,}"
-            )
         now = datetime.now(UTC)
         parsed = parse_input(raw, "publisher", position, now)
         if isinstance(parsed, EventRejected):

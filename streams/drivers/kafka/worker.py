@@ -117,7 +117,6 @@ class Part:
     engine: Engine
     merge: Merge[Item]
     urgent: list[Item] = field(default_factory=list)
-    received: dict[str, int] = field(default_factory=dict)  # topic -> last offset received
     arrived: float = 0.0  # monotonic time of the last record received
     # Records decided but not yet committed, per topic: (offset, event time). Until Faust
     # commits them they may be read again, so the engine must not forget them yet.
@@ -349,12 +348,16 @@ class MinhuWorker:
             part.ahead_since.setdefault(msg.topic, time.monotonic())
             return
         self._take(part, event, lane)
-        waiting = part.ahead.get(msg.topic)
-        while waiting and part.next[msg.topic] in waiting:
-            self._take(part, *waiting.pop(part.next[msg.topic]))
+        self._take_waiting(part, msg.topic)
+
+    def _take_waiting(self, part: Part, topic: str) -> None:
+        """Records held ahead that are next now."""
+        waiting = part.ahead.get(topic)
+        while waiting and part.next[topic] in waiting:
+            self._take(part, *waiting.pop(part.next[topic]))
         if not waiting:
-            part.ahead.pop(msg.topic, None)
-            part.ahead_since.pop(msg.topic, None)
+            part.ahead.pop(topic, None)
+            part.ahead_since.pop(topic, None)
 
     def _skip_gaps(self) -> None:
         """Records ahead of a missing offset for `GAP_WAIT` seconds: the offsets never come
@@ -376,18 +379,13 @@ class MinhuWorker:
                 )
                 part.next[topic] = first
                 part.ahead_since[topic] = now
-                while waiting and part.next[topic] in waiting:
-                    self._take(part, *waiting.pop(part.next[topic]))
-                if not waiting:
-                    part.ahead.pop(topic, None)
-                    part.ahead_since.pop(topic, None)
+                self._take_waiting(part, topic)
 
     def _take(self, part: Part, event: Any, lane: bool) -> None:
         """The next record of one input, in offset order: into the merge (or the lane)."""
         msg = event.message
         part.next[msg.topic] = msg.offset + 1
         m.EVENTS_IN.labels(msg.topic, "record").inc()
-        part.received[msg.topic] = msg.offset
         part.arrived = time.monotonic()
         if msg.topic == self.forwarded_name:
             f = Forwarded.model_validate_json(event.value)
