@@ -30,3 +30,9 @@ class Intake(Protocol):
     `received_from` (e.g. "http/gw-qy-g01", "mqtt/gw-qy-g01/...")."""
 
     def submit(self, raw: str | bytes, received_from: str) -> Verdict: ...
+
+    def refuse(self, raw: str | bytes, received_from: str, kind: str, reason: str) -> Verdict:
+        """Dead-letter a record the door itself refused (an MQTT payload from a gateway that
+        does not own the sensor, one too large), with the reason: nothing is lost silently.
+        `kind` is a dead letter's `error_kind`. Returns a `refused` verdict."""
+        ...
