@@ -130,8 +130,9 @@ class Engine:
         self.holds = holds
         self.clock = EPOCH  # what deadlines fire by: event time, or a live driver's wall clock
         self.watermark = EPOCH  # the latest event time fed: what forgetting goes by
-        # What a driver may still read again: the time of the oldest record not yet durable.
-        # Nothing newer than this is forgotten, so a replay finds what it needs. None: all is.
+        # The time of the oldest record decided but not yet durable (a driver writes a batch
+        # at a time): nothing newer than this is forgotten, so that a driver killed before it
+        # wrote the batch finds, reading it again, what it needs. None: all is durable.
         self.settled: datetime | None = None
         self._claims: dict[Identity, Applied] = {}
         self._deadlines: list[tuple[datetime, str]] = []
@@ -244,9 +245,9 @@ class Engine:
         return dropped
 
     def _forget_until(self, now: datetime) -> datetime:
-        """Forget by the events' own time, never the wall clock, and nothing a driver may
-        still read again: a record replayed after a restart must find that it was applied,
-        however far event time has raced ahead meanwhile (a backlog runs days in seconds)."""
+        """Forget by the events' own time, never the wall clock, and nothing not yet durable:
+        a record read again after a restart must find that it was applied, however far event
+        time raced ahead in its batch (a backlog runs days in seconds)."""
         bound = min(now, self.watermark)
         return bound if self.settled is None else min(bound, self.settled)
 

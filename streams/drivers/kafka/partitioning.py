@@ -13,6 +13,7 @@ from __future__ import annotations
 from kafka.partitioner.default import murmur2
 
 ORPHANS = "orphans."
+POSITIONS = "~positions."  # not a bucket: where a partition's inputs stand (worker.py)
 
 
 def partition_of(token: str, partitions: int) -> int:
@@ -22,6 +23,10 @@ def partition_of(token: str, partitions: int) -> int:
 
 def orphans_key(partition: int) -> str:
     return f"{ORPHANS}{partition}"
+
+
+def positions_key(partition: int) -> str:
+    return f"{POSITIONS}{partition}"
 
 
 def partition_of_bucket(key: str, partitions: int) -> int:

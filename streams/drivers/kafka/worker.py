@@ -14,13 +14,25 @@ For each partition the worker:
 2. **decides** a batch of records with the engine (`handlers/engine.py`), which also fires the
    deadlines their time has passed;
 3. **delivers** the batch's outputs and waits for the broker to have them; writes the ledger,
-   if any; then writes the buckets the batch changed (one changelog record per bucket); then
-   acknowledges the batch's input records, whose offsets Faust commits after flushing.
+   if any; then writes the buckets the batch changed (one changelog record per bucket) and,
+   last, where each input now stands (`~positions.<p>`: the first offset of each input not
+   yet decided, and any decided above it); then acknowledges the batch's input records, whose
+   offsets Faust commits after flushing.
 
 So a worker killed at any moment either never wrote a record's state — the record is read
 again and decided again, the same way, and its outputs are sent again with the same ids — or
 wrote it, and skips the record when it reads it again. It never keeps a state change without
 its outputs, and never loses an applied action.
+
+What has been decided is known from the state itself, not from the consumer group's committed
+offsets: those can lag far behind (Faust counts an offset as committed even when the commit
+failed in a rebalance), and a record read again long after it was decided may find its
+identity forgotten (`memory.identities`) and be decided a second time. The changelog holds
+the positions in the same partition as the buckets, written after them: a worker that takes
+a partition seeks each input back to where its state stands, and skips what its state holds.
+Every record received is acknowledged once, when its effects are written or when it is let go
+of in a rebalance (it is read again from the state's position), so a revocation never waits
+on records that a merge no longer running would hold.
 
 Time: the engine's clock is the latest event time it has decided. When the worker has read all
 there is on a partition, the wall clock drives it instead (`--clock live`, the default): a
@@ -38,7 +50,6 @@ import logging
 import os
 import time
 import weakref
-from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -62,7 +73,13 @@ from streams.drivers.kafka import metrics as m
 from streams.drivers.kafka import transport
 from streams.drivers.kafka.admin import forwarded_topic
 from streams.drivers.kafka.merge import Merge
-from streams.drivers.kafka.partitioning import orphans_key, partition_of, partition_of_bucket
+from streams.drivers.kafka.partitioning import (
+    POSITIONS,
+    orphans_key,
+    partition_of,
+    partition_of_bucket,
+    positions_key,
+)
 from streams.drivers.kafka.security import faust_credentials
 from streams.drivers.kafka.settings import WorkerSettings
 from streams.drivers.ledger import Ledger
@@ -82,6 +99,7 @@ LIVE_LAG = timedelta(seconds=0.5)  # the wall clock a caught-up partition runs o
 # 8,165 actions so). What waits is what one input is ahead of another in event time.
 IDLE = 2.0  # seconds without a new record after which a caught-up partition is idle
 GAP_WAIT = 30.0  # seconds a record ahead of a missing offset waits for it
+GAP_RESEEK = 2.0  # seconds after which the missing offset is asked for again (sought)
 EXIT_BROKER_LOST = 3
 EXIT_CRASHED = 4
 
@@ -118,18 +136,19 @@ class Part:
     merge: Merge[Item]
     urgent: list[Item] = field(default_factory=list)
     arrived: float = 0.0  # monotonic time of the last record received
-    # Records decided but not yet committed, per topic: (offset, event time). Until Faust
-    # commits them they may be read again, so the engine must not forget them yet.
-    uncommitted: dict[str, deque[tuple[int, datetime]]] = field(
-        default_factory=lambda: defaultdict(deque)
-    )
     shim: _Shim | None = None
-    # Each input is taken in offset order, from its committed offset, without gaps: Faust
-    # delivers some records twice around a rebalance (fetched before its seek to the committed
-    # offsets, and again after it), and a record ahead of the next one expected waits for it.
+    # Each input is taken in offset order, from where the state says it stands, without
+    # gaps: Faust delivers some records twice around a rebalance (fetched before its seek to
+    # the committed offsets, and again after it), and a record ahead of the next one expected
+    # waits for it.
     next: dict[str, int] = field(default_factory=dict)  # topic -> next offset expected
+    # Offsets decided ahead of their input's first undecided one (the life-safety lane takes
+    # a live alarm before the backlog of its topic), per topic; skipped when read again.
+    decided_ahead: dict[str, set[int]] = field(default_factory=dict)
+    positions_written: bytes = b""
     ahead: dict[str, dict[int, tuple[Any, bool]]] = field(default_factory=dict)
     ahead_since: dict[str, float] = field(default_factory=dict)
+    resought: set[str] = field(default_factory=set)  # topics whose gap was sought again
 
 
 @dataclass
@@ -147,12 +166,10 @@ class ReadinessSensor(Sensor):
         self.worker = worker
 
     def on_rebalance_start(self, app: Any) -> dict[Any, Any]:
+        # Called in the consumer's own thread: only a flag is set here (deciding stops at
+        # once), and the worker lets go of its engines in its own event loop.
         self.worker.rebalancing = True
-        # Let go of every record waiting to be decided: Faust's revocation waits until each
-        # record it delivered is acknowledged or gone, and these would wait for a merge that
-        # no longer runs. Never acknowledged, they are read again from the committed offsets.
-        self.worker.parts.clear()
-        self.worker.early.clear()
+        self.worker.app.loop.call_soon_threadsafe(self.worker.let_go)
         return {}
 
 
@@ -171,7 +188,6 @@ class MinhuWorker:
         self.parts: dict[int, Part] = {}
         self.rebuild = True
         self.rebalancing = True
-        self.early: list[tuple[Any, bool]] = []  # (event, lane) delivered before recovery
         self.lock = asyncio.Lock()
         self.broker_seen = time.monotonic()
         datadir = Path(settings.data_dir) / settings.app_id
@@ -230,18 +246,37 @@ class MinhuWorker:
 
     # ---- partitions ---------------------------------------------------------------------------
 
+    def let_go(self) -> None:
+        """A rebalance has started: let go of every record waiting to be decided. Faust's
+        revocation waits until each record it delivered is acknowledged or gone, and these
+        would wait for a merge that no longer runs. So each is acknowledged (every record
+        received is, once: when its effects are written, or when it is let go of) and read
+        again, as the engines are rebuilt and each input sought back to where the state says
+        it stands (`_build`); the group's committed offsets may pass them meanwhile."""
+        for part in self.parts.values():
+            for queue in part.merge.queues.values():
+                for held in queue:
+                    held.item.event.ack()
+            for item in part.urgent:
+                item.event.ack()
+            for waiting in part.ahead.values():
+                for event, _ in waiting.values():
+                    event.ack()
+        self.parts.clear()
+
     async def _recovered(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         """Faust has recovered the table of the partitions it now holds (not merely assigned
         them): the engines can be built from it."""
         self.rebalancing = False
         self.rebuild = True
 
-    def _build(self) -> None:
-        """After a rebalance: an engine for each partition now held, from the table. Faust
-        reads every partition again from its committed offset, so what the old engines held
-        is dropped (never acknowledged, it comes again), as is anything fetched before the
-        rebalance that arrives after it (`_receive`), and the new ones start afresh, their
-        state as written: records already decided are found applied and skipped."""
+    def _build(self) -> list[tuple[faust.types.TP, int]]:
+        """After a rebalance: an engine for each partition now held, from the table, its
+        state as written. What the old engines held was let go of (`let_go`), as is anything
+        fetched before the rebalance that arrives after it (`_admit`). Returns the seeks to
+        make: each input back to where the state says it stands (Faust seeks to the group's
+        committed offsets, which may be past it, or behind)."""
+        seeks: list[tuple[faust.types.TP, int]] = []
         self.rebuild = False
         held = {tp.partition for tp in self.app.consumer.assignment() if tp.topic in self.sources}
         self.parts.clear()
@@ -249,9 +284,15 @@ class MinhuWorker:
         if by_part:
             for key, raw in self.table.data.items():
                 name = key.decode()
+                if name.startswith(POSITIONS):
+                    continue
                 p = partition_of_bucket(name, self.partitions)
                 if p in by_part:
                     by_part[p][name] = load_bucket(raw)
+        positions: dict[int, dict[str, list[Any]]] = {}
+        for p in by_part:
+            raw_pos = self.table.data.get(positions_key(p).encode())
+            positions[p] = json.loads(raw_pos) if raw_pos else {}
         for p, buckets in by_part.items():
             engine = Engine(
                 self.rules,
@@ -261,11 +302,22 @@ class MinhuWorker:
                 holds=self._holder(p),
             )
             part = Part(p, engine, Merge(self.sources), shim=_Shim(p, self.sources[2]))
-            committed = self.app.consumer._committed_offset  # type: ignore[attr-defined]
             for topic in self.sources:
-                part.next[topic] = committed.get(faust.types.TP(topic, p)) or 0
+                # Nothing decided here yet: from the start (what is there is all to decide).
+                mark, ahead = positions[p].get(topic, (0, []))
+                part.next[topic] = mark
+                part.decided_ahead[topic] = set(ahead)
+                seeks.append((faust.types.TP(topic, p), mark))
             self.parts[p] = part
+            log.info(
+                "partition %d: inputs from offsets %s",
+                p,
+                ", ".join(
+                    f"{tp.topic.rsplit('.', 1)[-1]} {o}" for tp, o in seeks if tp.partition == p
+                ),
+            )
         log.info("holding partitions %s", sorted(self.parts))
+        return seeks
 
     def _reader(self, part: Part) -> Callable[[str], bool | None]:
         return lambda topic: self._caught_up(part, topic)
@@ -298,8 +350,9 @@ class MinhuWorker:
         try:
             async for events in batches:
                 async with self.lock:
-                    self._receive(events, lane=lane)
+                    await self._receive(events, lane=lane)
                     await self._decide()
+                del events  # held here, they would keep a rebalance waiting for them
         except Exception:
             # Faust would leave a crashed agent dead and the worker up, deciding nothing.
             # Exit instead: the supervisor restarts the worker, which reads again what it had
@@ -308,43 +361,50 @@ class MinhuWorker:
             logging.shutdown()
             os._exit(EXIT_CRASHED)
 
-    def _receive(self, events: Iterable[Any], lane: bool) -> None:
+    async def _receive(self, events: Iterable[Any], lane: bool) -> None:
         arrived = []
         for event in events:
             event.message.incref()  # held until decided (take_events acknowledges once, we too)
             arrived.append((event, lane))
         if self.rebalancing:
-            # Delivered before the tables are recovered: kept until the engines are built.
-            # (Dropped, a record of this generation would never come again.)
-            self.early.extend(arrived)
+            # Delivered before the tables are recovered: let go of (held, they would keep the
+            # rebalance waiting), and read again once the engines are built and each input is
+            # sought back to where its state stands.
+            for event, _ in arrived:
+                event.ack()
             return
-        self._ensure_built()
+        await self._ensure_built()
         for event, on_lane in arrived:
             self._admit(event, on_lane)
 
-    def _ensure_built(self) -> None:
+    async def _ensure_built(self) -> None:
         if self.rebuild:
-            self._build()
-            early, self.early = self.early, []
-            for event, lane in early:
-                self._admit(event, lane)
+            for tp, offset in self._build():
+                await self.app.consumer.seek(tp, offset)
 
     def _admit(self, event: Any, lane: bool) -> None:
         msg = event.message
         part = self.parts.get(msg.partition)
         if part is None:
-            return  # not ours (any more): never acknowledged, so read again elsewhere
+            event.ack()
+            return  # not ours (any more): read again where it is now, from its state
         if msg.generation_id not in (None, self.app.consumer_generation_id):
             # Fetched before the last rebalance and delivered after it (Faust's buffers hold
-            # such records): never acknowledged, as the engine was rebuilt and reads the
-            # partition again from its committed offset — deciding this one first would
-            # decide it ahead of the records before it.
+            # such records): the engine was rebuilt and reads the partition again from where
+            # its state stands — deciding this one first would decide it ahead of the records
+            # before it.
+            event.ack()
             return
         expected = part.next.get(msg.topic, msg.offset)
         if msg.offset < expected:
+            event.ack()
             return  # delivered again: this partition has it already (decided, or waiting)
         if msg.offset > expected:
-            part.ahead.setdefault(msg.topic, {})[msg.offset] = (event, lane)
+            waiting = part.ahead.setdefault(msg.topic, {})
+            if msg.offset in waiting:
+                event.ack()  # a second copy of one already waiting
+                return
+            waiting[msg.offset] = (event, lane)
             part.ahead_since.setdefault(msg.topic, time.monotonic())
             return
         self._take(part, event, lane)
@@ -358,15 +418,27 @@ class MinhuWorker:
         if not waiting:
             part.ahead.pop(topic, None)
             part.ahead_since.pop(topic, None)
+            part.resought.discard(topic)
 
-    def _skip_gaps(self) -> None:
-        """Records ahead of a missing offset for `GAP_WAIT` seconds: the offsets never come
-        (transaction markers, compaction), so the partition goes on from the first that did."""
+    async def _mind_gaps(self) -> None:
+        """Records waiting ahead of a missing offset. After `GAP_RESEEK` seconds the input is
+        sought back to it: a seek races with records Faust fetched before it, and Faust drops
+        a record it has delivered a later one than (its read offset), so a record sought
+        once can be skipped over. After `GAP_WAIT` seconds the offsets are taken as never
+        coming (transaction markers, compaction) and the partition goes on from the first
+        that did."""
         now = time.monotonic()
-        for part in self.parts.values():
+        for part in list(self.parts.values()):
             for topic, since in list(part.ahead_since.items()):
                 waiting = part.ahead.get(topic)
-                if not waiting or now - since < GAP_WAIT:
+                if not waiting:
+                    continue
+                if now - since >= GAP_RESEEK and topic not in part.resought:
+                    part.resought.add(topic)
+                    tp = faust.types.TP(topic, part.partition)
+                    await self.app.consumer.seek(tp, part.next[topic])
+                    continue
+                if now - since < GAP_WAIT:
                     continue
                 first = min(waiting)
                 log.warning(
@@ -379,12 +451,18 @@ class MinhuWorker:
                 )
                 part.next[topic] = first
                 part.ahead_since[topic] = now
+                part.resought.discard(topic)
                 self._take_waiting(part, topic)
 
     def _take(self, part: Part, event: Any, lane: bool) -> None:
         """The next record of one input, in offset order: into the merge (or the lane)."""
         msg = event.message
         part.next[msg.topic] = msg.offset + 1
+        ahead = part.decided_ahead.get(msg.topic)
+        if ahead and msg.offset in ahead:
+            ahead.discard(msg.offset)
+            event.ack()  # decided by the lane before a restart: its state holds it
+            return
         m.EVENTS_IN.labels(msg.topic, "record").inc()
         part.arrived = time.monotonic()
         if msg.topic == self.forwarded_name:
@@ -416,43 +494,29 @@ class MinhuWorker:
 
     # ---- deciding -----------------------------------------------------------------------------
 
-    def _settle(self) -> None:
-        """Tell each engine what may still be read again: the oldest record decided since the
-        offsets Faust has committed."""
-        committed = self.app.consumer._committed_offset  # type: ignore[attr-defined]
-        for part in self.parts.values():
-            oldest: datetime | None = None
-            for topic, waiting in part.uncommitted.items():
-                done = committed.get(faust.types.TP(topic, part.partition))
-                while waiting and done is not None and waiting[0][0] < done:
-                    waiting.popleft()
-                if waiting:
-                    first = min(t for _, t in waiting)
-                    oldest = first if oldest is None else min(oldest, first)
-            part.engine.settled = oldest
-
-    def _decided(self, part: Part, eff: Effects, item: Item) -> None:
-        msg = item.event.message
-        at = eff.intake.event_time if eff.intake and eff.intake.event_time else None
-        if at is None:
-            at = datetime.fromtimestamp(msg.timestamp or 0, UTC)  # Faust's are in seconds
-        part.uncommitted[msg.topic].append((msg.offset, at))
-
     async def _decide(self) -> None:
+        if self.rebalancing:
+            return  # the engines are let go of, and rebuilt once the tables are recovered
         batch = Batch()
         wall = datetime.now(UTC)
-        self._skip_gaps()
-        self._settle()
-        for part in self.parts.values():
+        await self._mind_gaps()
+        for part in list(self.parts.values()):
+            # Nothing this batch decides is forgotten before the batch is written: a worker
+            # killed in between reads it again and must find it (a backlog can run through
+            # more than `memory.identities` of event time in one batch).
+            part.engine.settled = None
             for item in part.urgent:
                 eff = part.engine.feed(item.raw, item.position, advance=False, now=wall)
-                self._decided(part, eff, item)
+                self._hold(part, eff)
+                part.decided_ahead.setdefault(item.event.message.topic, set()).add(
+                    item.event.message.offset
+                )
                 batch.steps.append((part, eff, item.position, item))
             part.urgent.clear()
             released = part.merge.release(self._reader(part))
             for item in released:
                 eff = part.engine.feed(item.raw, item.position, now=wall)
-                self._decided(part, eff, item)
+                self._hold(part, eff)
                 batch.steps.append((part, eff, item.position, item))
             if self._live(part, wall):
                 eff = part.engine.advance(wall - LIVE_LAG)
@@ -460,6 +524,26 @@ class MinhuWorker:
                     batch.steps.append((part, eff, None, None))
         if batch.steps:
             await self._write(batch)
+
+    @staticmethod
+    def _hold(part: Part, eff: Effects) -> None:
+        t = eff.intake.event_time if eff.intake else None
+        held = part.engine.settled
+        if t is not None and (held is None or t < held):
+            part.engine.settled = t
+
+    def _positions(self, part: Part) -> bytes:
+        """Where each input stands: its first offset not yet decided (the head of its queue in
+        the merge, else the next one to come), and the offsets decided ahead of it."""
+        out: dict[str, list[Any]] = {}
+        for topic in self.sources:
+            queue = part.merge.queues[topic]
+            mark = queue[0].offset if queue else part.next.get(topic, 0)
+            ahead = part.decided_ahead.get(topic)
+            if ahead:
+                ahead.difference_update([o for o in ahead if o < mark])
+            out[topic] = [mark, sorted(ahead or ())]
+        return json.dumps(out).encode()
 
     def _live(self, part: Part, wall: datetime) -> bool:
         """Whether the partition runs on the wall clock now: it has read everything there is,
@@ -519,6 +603,10 @@ class MinhuWorker:
         sent = []
         for part, writes in _writes_by_part(batch):
             with _writing_to(part):
+                # The positions go last, in the same changelog partition: when they are
+                # there, so is every bucket written before them.
+                pos_key = positions_key(part.partition).encode()
+                writes_pos = self._positions(part)
                 for key, bucket in writes.items():
                     k = key.encode()
                     if bucket is None:
@@ -533,6 +621,10 @@ class MinhuWorker:
                         v = dump_bucket(bucket)
                         sent.append(self.table.send_changelog(part.partition, k, v))
                         self.table.data[k] = v
+                if writes_pos != part.positions_written:
+                    sent.append(self.table.send_changelog(part.partition, pos_key, writes_pos))
+                    self.table.data[pos_key] = writes_pos
+                    part.positions_written = writes_pos
         if sent:
             await asyncio.gather(*sent)
         for _, _, _, item in batch.steps:
@@ -582,7 +674,7 @@ class MinhuWorker:
         if self.rebalancing:
             return
         async with self.lock:
-            self._ensure_built()
+            await self._ensure_built()
             await self._decide()
 
     async def _broker_reachable(self) -> bool:
