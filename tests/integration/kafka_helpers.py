@@ -117,6 +117,20 @@ class Worker:
     def events_in(self) -> float:
         return sum(v for k, v in self.metrics().items() if k.startswith("minhu_events_in_total"))
 
+    def wait_events_in(self, at_least: float, timeout_s: float = 60) -> float:
+        """Wait until the worker has taken `at_least` records (or `timeout_s` has passed, or
+        it has stopped taking any for 10 s); return how many it has taken."""
+        deadline = time.monotonic() + timeout_s
+        seen, moved = 0.0, time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - moved < 10:
+            n = self.events_in()
+            if n >= at_least:
+                return n
+            if n > seen:
+                seen, moved = n, time.monotonic()
+            time.sleep(0.05)
+        return seen
+
     def wait_ready(self, timeout_s: float = 90) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
