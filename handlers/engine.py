@@ -511,7 +511,7 @@ class Engine:
         if isinstance(ev, AlarmRaised):
             s = self.registry.sensors[ev.data.sensor_id]
             return s.resident_id, s.resident_name, s.resident_phone
-        return (a.caller.id if a.caller else None), None, None
+        return (a.caller["id"] if a.caller else None), None, None
 
 
 def _days(td: timedelta) -> str:

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 
 from handlers.privacy import mask_caller_in, pseudonym
 from handlers.registry import Person, Registry, Role, Unit
-from handlers.routing import ROUTER_SOURCE, StormAlarm, notice, origin
+from handlers.routing import ROUTER_SOURCE, StormAlarm
 from handlers.rules import Rules
 from schemas import (
     CASE_ATTACHED,
@@ -34,6 +34,7 @@ from schemas import (
     CaseAttachedData,
     CaseRouted,
     Notified,
+    Origin,
     Severity,
     Tier,
 )
@@ -366,16 +367,20 @@ def _escalated(
             resolve_by=resolve_by,
             district_handoff=handoff,
             explanation=explanation,
-            supervisor=None if supervisor is None else notice(supervisor),
+            supervisor=None if supervisor is None else _notice(supervisor),
             notified=_told(em.state.notified, to.id, registry),
         ),
     )
 
 
+def _notice(unit: Unit) -> Notified:
+    return Notified.model_construct(unit_id=unit.id, unit_name=unit.name, tier=unit.tier)
+
+
 def _told(notified: tuple[str, ...], owner: str, registry: Registry) -> list[Notified] | None:
     """The units told of a case besides its owner `owner`: every record about the case goes
     to them too (streams/topics.py)."""
-    told = [notice(registry.units[u]) for u in notified if u != owner]
+    told = [_notice(registry.units[u]) for u in notified if u != owner]
     return told or None
 
 
@@ -758,7 +763,9 @@ def attach(
             rule_id=hit.rule_id,
             occurrence=hit.occurrence,
             explanation=hit.explanation,
-            origin=origin(ev),
+            origin=Origin.model_construct(
+                event_id=ev.id, event_source=ev.source, event_type=ev.type, event_time=ev.time
+            ),
             late=True if hit.late else None,
             notified=_told(state.notified, state.unit_id, registry),
         ),

@@ -299,8 +299,7 @@ def test_english_keywords_and_severity_words(
 def test_a_routed_case_holds_to_the_wire_contract(
     core: Core, make: EventFactory, registry: Registry
 ) -> None:
-    """The core builds routed cases without validating them: each must still be what the
-    contract accepts, and read back as the same case."""
+    """Each routed case is what the contract accepts, and reads back as the same case."""
     sid, gw = sensor_of(registry, "gas_leak")
     lines = [
         make.appeal("楼上噪音，电话13812345678"),
