@@ -200,7 +200,7 @@ class Category:
     name: str
     tier: Tier
     severity: Severity
-    sla: Sla
+    sla: Sla  # resolved at load: each clock the category's own, else `default_sla`'s
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +214,7 @@ class Route:
     close: bool
     notify_tiers: tuple[Tier, ...]
     notify_units: tuple[str, ...]
-    sla: Sla | None
+    sla: Sla | None  # resolved at load like a category's; None: the category's applies
     tags: tuple[str, ...]
 
 
@@ -308,12 +308,9 @@ class Rules:
         return self.ceilings[severity]
 
     def sla_for(self, route: Route | None, category: Category) -> Sla:
-        """Route SLA, else category SLA, each clock falling back to the default."""
-        chosen = route.sla if route is not None and route.sla is not None else category.sla
-        return Sla(
-            chosen.acknowledge or self.default_sla.acknowledge,
-            chosen.resolve or self.default_sla.resolve,
-        )
+        """Route SLA, else category SLA, each clock falling back to the default (resolved
+        when the rules were compiled)."""
+        return route.sla if route is not None and route.sla is not None else category.sla
 
 
 def keyword_form(word: str) -> str:
@@ -387,10 +384,6 @@ def _match(spec: MatchSpec) -> Match:
         fs(spec.communities),
         spec.handled_on_spot,
     )
-
-
-def _sla(spec: SlaSpec | None) -> Sla | None:
-    return None if spec is None else Sla(spec.acknowledge, spec.resolve)
 
 
 def compile_rules(raw: Any, source: str = "rules", registry: Registry | None = None) -> Rules:
@@ -488,8 +481,18 @@ def compile_rules(raw: Any, source: str = "rules", registry: Registry | None = N
     if problems:
         raise ConfigError(source, problems)
 
+    default_sla = Sla(spec.default_sla.acknowledge, spec.default_sla.resolve)
+
+    def resolved(given: SlaSpec | None) -> Sla:
+        """An SLA with each clock it leaves out taken from `default_sla`."""
+        if given is None:
+            return default_sla
+        return Sla(
+            given.acknowledge or default_sla.acknowledge, given.resolve or default_sla.resolve
+        )
+
     categories = {
-        cid: Category(cid, c.name, c.tier, c.severity, _sla(c.sla) or Sla(None, None))
+        cid: Category(cid, c.name, c.tier, c.severity, resolved(c.sla))
         for cid, c in spec.categories.items()
     }
     sev_words: dict[str, Severity] = {}
@@ -501,7 +504,7 @@ def compile_rules(raw: Any, source: str = "rules", registry: Registry | None = N
                 sev_words[w] = sev
     return Rules(
         ceilings=dict(spec.ceilings),
-        default_sla=Sla(spec.default_sla.acknowledge, spec.default_sla.resolve),
+        default_sla=default_sla,
         max_distance_m=spec.location.max_distance_m,
         rating_due=spec.lifecycle.rating_due,
         identity_memory=spec.memory.identities,
@@ -521,7 +524,7 @@ def compile_rules(raw: Any, source: str = "rules", registry: Registry | None = N
                 r.close,
                 tuple(r.notify_tiers),
                 tuple(r.notify_units),
-                _sla(r.sla),
+                None if r.sla is None else resolved(r.sla),
                 tuple(r.tags),
             )
             for r in spec.routes
