@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -292,17 +292,43 @@ class Rules:
                 best, word = sev, w
         return best, word
 
+    @cached_property
+    def _of_kind(
+        self,
+    ) -> Mapping[str, tuple[tuple[Route, ...], tuple[RepeatRule, ...], tuple[StormRule, ...]]]:
+        """The routes, repeat rules and storm rules that can match each kind, in file order:
+        resolved once, so that each event tries only those."""
+
+        def can(m: Match, kind: str) -> bool:
+            return m.kinds is None or kind in m.kinds
+
+        return {
+            kind: (
+                tuple(r for r in self.routes if can(r.match, kind)),
+                tuple(r for r in self.repeats if can(r.match, kind)),
+                tuple(r for r in self.storms if can(r.match, kind)),
+            )
+            for kind in get_args(Kind)
+        }
+
     def route_for(self, facts: Facts) -> Route | None:
-        for r in self.routes:
+        """The first route whose `match` fits."""
+        for r in self._of_kind[facts.kind][0]:
             if r.match(facts):
                 return r
         return None
 
     def repeat_for(self, facts: Facts) -> RepeatRule | None:
-        return next((r for r in self.repeats if r.match(facts)), None)
+        for r in self._of_kind[facts.kind][1]:
+            if r.match(facts):
+                return r
+        return None
 
     def storm_for(self, facts: Facts) -> StormRule | None:
-        return next((r for r in self.storms if r.match(facts)), None)
+        for r in self._of_kind[facts.kind][2]:
+            if r.match(facts):
+                return r
+        return None
 
     def ceiling(self, severity: Severity) -> Tier:
         return self.ceilings[severity]
