@@ -429,11 +429,10 @@ class Engine:
         if isinstance(out, CaseRouted):
             eff.outcome = "routed"
             eff.outputs.append(out)
-            events, state = open_case(out, self.registry, self.rules)
-            eff.outputs.extend(events)
             caller = self._caller(a)
+            events, state = open_case(out, self.registry, self.rules, caller[1])
+            eff.outputs.extend(events)
             eff.callers.append(CallerRow(out.data.case_id, a.kind, ident, *caller))
-            state = state._replace(caller_name=caller[1])
         else:
             assert isinstance(out, StormAlarm)
             eff.outcome = "attached"

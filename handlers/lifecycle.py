@@ -134,7 +134,7 @@ class CaseState(NamedTuple):
     came_from: str | None = None  # the desk a return goes back to (None: the desk above)
     extension_pending: ExtensionAsk | None = None  # asked, not yet decided
     extension_opening: int = 0  # the opening in which an extension was asked (once each)
-    # The caller's name in clear, only to mask it in notes and comments (set by the engine)
+    # The caller's name in clear, only to mask it in notes and comments (given to open_case)
     caller_name: str | None = None
     supervisions: int = 0  # 督办 so far at the ceiling: the second stops the clocks
 
@@ -290,10 +290,13 @@ class _Emitter:
 # ---- opening ---------------------------------------------------------------------------------
 
 
-def open_case(routed: CaseRouted, registry: Registry, rules: Rules) -> Outcome:
+def open_case(
+    routed: CaseRouted, registry: Registry, rules: Rules, caller_name: str | None = None
+) -> Outcome:
     """The lifecycle of a freshly routed case. A case routed one tier up because of repeated
     appeals says so with an escalation (reason repeated_appeals), for the escalation funnel.
-    The case keeps its severity's ceiling: deadlines never move it past that tier."""
+    The case keeps its severity's ceiling: deadlines never move it past that tier.
+    `caller_name` is the caller's name in clear, which the case keeps to mask it in notes."""
     d = routed.data
     at = routed.time
     closed = d.status == "closed"
@@ -316,6 +319,7 @@ def open_case(routed: CaseRouted, registry: Registry, rules: Rules) -> Outcome:
         ceiling=rules.ceiling(d.severity),
         notified=tuple(n.unit_id for n in d.notified),
         returnable=(d.unit_id, 1),
+        caller_name=caller_name,
     )
     em = _Emitter(state)
     if d.raised_from is not None:

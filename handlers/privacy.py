@@ -49,7 +49,7 @@ def mask_name(name: str | None) -> str | None:
     return name[:1] + "*" * (len(name) - 1) if len(name) > 1 else "*"
 
 
-def mask_free_text(text: str, names: Iterable[str] = ()) -> str:
+def mask_free_text(text: str, names: Iterable[str] = (), folded: str | None = None) -> str:
     """The text with every phone number, resident ID number and given name masked.
 
     ``mask_free_text("我叫王秀英，电话138-1234-5678", ["王秀英"])`` ->
@@ -86,6 +86,9 @@ def mask_free_text(text: str, names: Iterable[str] = ()) -> str:
     ``陈丽``) or with other letter case or width: both are compared folded
     (`handlers.text.fold`).
 
+    `folded` is `fold(text)` when the caller has it already (routing folds every text once):
+    names are then looked for in it rather than in a second folding.
+
     Not caught: numbers written in Chinese numerals (一三八…), a local number without area code
     and without a cue word (``87654321`` alone reads like a date or an amount), numbers
     broken by a line break or a word (``138 转 1234 5678``), bank card numbers, and names
@@ -97,12 +100,12 @@ def mask_free_text(text: str, names: Iterable[str] = ()) -> str:
         out = _mask_phone_numbers(out)
         out = _GLUED_MOBILE.sub(_mask_glued_mobile, out)
         out = _GLUED_LANDLINE.sub(_mask_glued_landline, out)
-    return _mask_names(out, names)
+    return _mask_names(out, names, folded if out is text else None)
 
 
-def mask_caller_in(text: str, caller_name: str | None) -> str:
+def mask_caller_in(text: str, caller_name: str | None, folded: str | None = None) -> str:
     """`mask_free_text` with the caller's own name, when it is known."""
-    return mask_free_text(text, () if caller_name is None else (caller_name,))
+    return mask_free_text(text, () if caller_name is None else (caller_name,), folded)
 
 
 # --- digits ---------------------------------------------------------------------------------
@@ -270,14 +273,18 @@ def _mask_glued_landline(m: re.Match[str]) -> str:
 # --- names -----------------------------------------------------------------------------------
 
 
-def _mask_names(text: str, names: Iterable[str]) -> str:
+def _mask_names(text: str, names: Iterable[str], folded_text: str | None = None) -> str:
     """Each name masked wherever it stands, also written otherwise: in traditional characters
     (陳麗 for 陈丽), with full-width or upper-case letters. Names and text are compared folded
-    (`handlers.text.fold`), character for character, and the text keeps its own writing."""
+    (`handlers.text.fold`), character for character, and the text keeps its own writing.
+    `folded_text`, when given, is `fold(text)`."""
     wanted = sorted({n.strip() for n in names if len(n.strip()) >= 2}, key=len, reverse=True)
     if not wanted:
         return text
-    folded = _fold_each(text)
+    if folded_text is not None and len(folded_text) == len(text):
+        folded = folded_text  # what `_fold_each` gives for a fold that keeps the length
+    else:
+        folded = _fold_each(text)
     chars: list[str] | None = None
     for name in wanted:
         target = _fold_each(name)

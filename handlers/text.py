@@ -86,4 +86,6 @@ def fold(text: str) -> str:
 
 
 def _convert(converter: opencc.OpenCC, text: str) -> str:
+    if "\x00" in text:  # OpenCC's C library ends a text at NUL: convert what lies between
+        return "\x00".join(_convert(converter, part) for part in text.split("\x00"))
     return cast(str, converter.convert(text))  # the binding's convert is not annotated

@@ -36,7 +36,7 @@ read ahead of any backlog, like the alarm topic.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from schemas import CaseAttached, CaseRouted, CloudEvent, Tier
 from schemas.lifecycle import (
@@ -57,6 +57,22 @@ INTAKE_KINDS = ("appeal", "alarm", "patrol", "urgent", "action", "rating")
 CE_HEADERS = [("content-type", b"application/cloudevents+json; charset=utf-8")]
 
 
+class Serialized:
+    """An event's JSON, made once (when first asked for) for all the records that carry it: a
+    case routed to one tier and told to another is two records of one event."""
+
+    __slots__ = ("_event", "_json")
+
+    def __init__(self, event: CloudEvent) -> None:
+        self._event = event
+        self._json: str | None = None
+
+    def json(self) -> str:
+        if self._json is None:
+            self._json = self._event.model_dump_json(exclude_none=True)
+        return self._json
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """One record as it would be produced on Kafka."""
@@ -64,12 +80,18 @@ class Record:
     topic: str
     key: str | None
     value: CloudEvent
+    serialized: Serialized | None = field(default=None, compare=False, repr=False)
+
+    def value_json(self) -> str:
+        """The value as JSON (None fields left out), shared with the event's other records."""
+        if self.serialized is not None:
+            return self.serialized.json()
+        return self.value.model_dump_json(exclude_none=True)
 
     def to_json_line(self) -> str:
         """`{"topic": ..., "key": ..., "value": <CloudEvent>}`; byte-stable for the same value."""
-        value = self.value.model_dump_json(exclude_none=True)
         key = json.dumps(self.key, ensure_ascii=False)
-        return f'{{"topic":{json.dumps(self.topic)},"key":{key},"value":{value}}}'
+        return f'{{"topic":{json.dumps(self.topic)},"key":{key},"value":{self.value_json()}}}'
 
 
 @dataclass(frozen=True)
@@ -109,7 +131,14 @@ class Topics:
         ]
 
     def records_for(self, event: CloudEvent) -> list[Record]:
-        """Where an output event is published."""
+        """Where an output event is published: its records share one serialization."""
+        records = self._records_for(event)
+        if len(records) == 1:
+            return records
+        serialized = Serialized(event)
+        return [Record(r.topic, r.key, r.value, serialized) for r in records]
+
+    def _records_for(self, event: CloudEvent) -> list[Record]:
         if isinstance(event, CaseRouted):
             tiers = dict.fromkeys([event.data.tier, *(n.tier for n in event.data.notified)])
             return [Record(self.dispatch(t), event.data.case_id, event) for t in tiers]

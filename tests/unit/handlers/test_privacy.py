@@ -16,6 +16,7 @@ from handlers.privacy import (
     mask_phone,
     resident_id_checksum_ok,
 )
+from handlers.text import fold
 
 
 def test_the_field_maskers_are_unchanged() -> None:
@@ -323,3 +324,12 @@ def test_a_name_written_in_traditional_characters_or_another_case() -> None:
     assert mask_free_text("歐陽娜娜和欧阳娜娜", ["欧阳娜娜"]) == "歐***和欧***"
     assert mask_free_text("caller WANG Li, wang li", ["Wang Li"]) == "caller W******, w******"
     assert mask_free_text("王秀英和王秀", ["王秀", "王秀英"]) == "王**和王*"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(alphabet="陳麗陈丽歐陽欧阳娜ＷＡＮＧwang li 电话1380013８０００0", max_size=30),
+    st.sampled_from(["陈丽", "欧阳娜娜", "Wang Li", "王"]),
+)
+def test_a_text_folded_by_the_caller_is_masked_as_one_folded_here(text: str, name: str) -> None:
+    assert mask_caller_in(text, name, fold(text)) == mask_caller_in(text, name)

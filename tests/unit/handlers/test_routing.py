@@ -294,3 +294,26 @@ def test_english_keywords_and_severity_words(
 ) -> None:
     d = routed(core(make.appeal(text)))
     assert (d.category, d.severity.value) == (category, severity), d.explanation
+
+
+def test_a_routed_case_holds_to_the_wire_contract(
+    core: Core, make: EventFactory, registry: Registry
+) -> None:
+    """Each routed case is what the contract accepts, and reads back as the same case."""
+    sid, gw = sensor_of(registry, "gas_leak")
+    lines = [
+        make.appeal("楼上噪音，电话13812345678"),
+        make.appeal("今天天气不错", location={"address": "火星路1号"}),
+        make.appeal("垃圾", category="no-such-category"),
+        *(make.appeal("楼下垃圾没人清运", time=at(m)) for m in range(3)),
+        make.alarm(sid, gw, "gas_leak"),
+        make.patrol(on_spot=True),
+        make.patrol(category="no-such-category"),
+    ]
+    for line in lines:
+        ev = core(line)
+        assert isinstance(ev, CaseRouted), ev
+        text = ev.model_dump_json(exclude_none=True)
+        again = CaseRouted.model_validate_json(text)
+        assert again == ev
+        assert again.model_dump_json(exclude_none=True) == text

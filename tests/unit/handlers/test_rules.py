@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from handlers.errors import ConfigError
 from handlers.registry import Registry
-from handlers.rules import Rules, compile_rules, parse_duration
+from handlers.rules import Rules, compile_rules, keyword_pattern, parse_duration
 from handlers.text import fold
 from schemas import Severity, Tier
 from streams.config import load_rules
@@ -173,3 +176,43 @@ def test_a_keyword_that_folds_onto_another_is_refused(raw_rules: Any) -> None:
     raw_rules["categories"]["noise"]["keywords"] += ["煤氣味"]  # 煤气味 is gas_safety's
     with pytest.raises(ConfigError, match=r"keyword '煤氣味'.*already belongs to 'gas_safety'"):
         compile_rules(raw_rules)
+
+
+def _flat_alternation(words: list[str]) -> re.Pattern[str]:
+    """The keyword table as the plain regex says it: every keyword, longest first."""
+
+    def one(word: str) -> str:
+        body = r"\s+".join(re.escape(part) for part in word.split(" "))
+        head = r"(?<![a-z0-9])" if re.match("[a-z0-9]", word[0]) else ""
+        tail = r"(?![a-z0-9])" if re.match("[a-z0-9]", word[-1]) else ""
+        return head + body + tail
+
+    return re.compile("|".join(one(w) for w in sorted(set(words), key=lambda w: -len(w))))
+
+
+_WORDS = ["gas", "gas leak", "gas leaks", "smell of gas", "help!", "煤气", "煤气味", "漏气", "a"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(_WORDS) | st.text(alphabet="gas lekmofhp!煤气味漏 \t\n　0", max_size=4),
+        max_size=10,
+    ).map("".join)
+)
+def test_the_compiled_keyword_trie_finds_what_the_flat_alternation_finds(text: str) -> None:
+    assert keyword_pattern(_WORDS).findall(text) == _flat_alternation(_WORDS).findall(text)  # type: ignore[union-attr]
+
+
+def test_the_shipped_keyword_tables_match_as_the_flat_alternation(rules: Rules) -> None:
+    texts = [
+        "Strong smell of gas, fire!  help! 燃气泄漏 着火了",
+        "vegas gasleak 漏气漏气 no water for days",
+    ]
+    for pattern, words in (
+        (rules._keyword_re, list(rules._keyword_category)),
+        (rules._severity_re, list(rules._severity_of_word)),
+    ):
+        assert pattern is not None
+        for text in texts:
+            assert pattern.findall(text) == _flat_alternation(words).findall(text)
