@@ -3,7 +3,8 @@
 - `embedded.py`: `demo`, `route`, `lives` — the engine in one process;
 - `kafka.py`: `worker`, `topics create`, `publish`, `consume` — the engine on Kafka;
 - `analysis.py`: `replay`, `report`, `export` — for analysts;
-- `tools.py`: `bench`, `rules check`, `schemas`.
+- `tools.py`: `bench`, `rules check`, `schemas`;
+- `service.py`: `serve`, `tokens` — the HTTP doors and their keys.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import argparse
 import sys
 
 from handlers.errors import ConfigError
-from streams.cli import analysis, embedded, kafka, tools
+from streams.cli import analysis, embedded, kafka, service, tools
 
-GROUPS = (embedded, analysis, kafka, tools)
+GROUPS = (embedded, analysis, kafka, tools, service)
 
 
 def build_parser() -> argparse.ArgumentParser:
