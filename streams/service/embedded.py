@@ -6,19 +6,21 @@ and `tick()` (the service calls it every second) fires the deadlines that fell d
 The ledger writes every record at once (`batch_records=1`), so what a reply says is on disk
 before the reply is sent, and the Open311 reads see it.
 
-A record's position is the microsecond it was taken (kept strictly increasing), so positions
-never repeat across restarts of the service and the ledger's replay check never mistakes a new
-record for an old one.
+A record's position is one more than the last position the ledger holds (counted on from there
+while the service runs), so positions never repeat across restarts of the service, and the
+ledger's replay check never mistakes a new record for an old one.
 """
 
 from __future__ import annotations
 
+import json
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import cast, get_args
+from typing import Any, cast, get_args
+
+from sqlalchemy import func, select
 
 from handlers.engine import Effects
 from handlers.intake import rejection
@@ -30,7 +32,7 @@ from schemas import CloudEvent, EventRejected
 from schemas.lifecycle import RatingRequested
 from schemas.routing import ErrorKind
 from streams.drivers.embedded import EmbeddedRunner
-from streams.drivers.ledger import Ledger
+from streams.drivers.ledger import CaseEvent, IntakeRecord, Ledger
 from streams.service.ports import Verdict
 
 
@@ -90,10 +92,12 @@ class EmbeddedIntake:
         )
         self.on_rating_due = on_rating_due
         self.lock = threading.Lock()
-        self._last_position = 0
+        with self.ledger.engine.connect() as conn:
+            last = conn.execute(select(func.max(IntakeRecord.position))).scalar()
+        self._last_position = int(last or 0)
 
     def _position(self) -> int:
-        self._last_position = max(self._last_position + 1, time.time_ns() // 1000)
+        self._last_position += 1
         return self._last_position
 
     def submit(self, raw: str | bytes, received_from: str) -> Verdict:
@@ -139,6 +143,16 @@ class EmbeddedIntake:
         if self.on_rating_due is not None:
             for d in due:
                 self.on_rating_due(d)
+
+    def ledger_events(self, case_id: str) -> list[dict[str, Any]]:
+        """A case's events as the ledger holds them (CloudEvents as dicts), in order."""
+        with self.ledger.engine.connect() as conn:
+            rows = conn.execute(
+                select(CaseEvent.document)
+                .where(CaseEvent.case_id == case_id)
+                .order_by(CaseEvent.seq)
+            )
+            return [json.loads(doc) for (doc,) in rows]
 
     def close(self) -> None:
         with self.lock:
