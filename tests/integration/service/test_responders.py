@@ -4,14 +4,18 @@ A caller rates once, with the one-time link of the rating request."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from streams.service.embedded import EmbeddedIntake
 from tests.integration.service.conftest import (
     CALLER,
     GRID_HEAD,
     GRID_WORKER,
     OTHER_GRID_WORKER,
     Served,
+    alarm,
 )
 
 
@@ -113,3 +117,20 @@ def test_the_caller_rates_once_with_the_link(served: Served) -> None:
     assert [e["data"]["verdict"] for e in recorded] == ["satisfied"]
     view = served.client.get(f"/open311/v2/requests/{case_id}.json").json()[0]
     assert (view["status"], view["status_notes"]) == ("closed", "已办结，已评价")
+
+
+def test_the_wall_clock_fires_deadlines(ledger_url: str, rules: Any, registry: Any) -> None:
+    """The service's clock task calls `tick()`: an alarm nobody acknowledges escalates."""
+    now = [datetime.now(UTC)]
+    intake = EmbeddedIntake(rules, registry, ledger_url, clock=lambda: now[0])
+    try:
+        v = intake.submit(json.dumps(alarm(time=now[0].isoformat())), "http/gw-qy-g01")
+        assert v.status == "accepted" and v.case_id is not None
+        intake.tick()
+        assert "minhu.case.escalated" not in {e["type"] for e in intake.ledger_events(v.case_id)}
+        now[0] += timedelta(hours=3)
+        intake.tick()
+        types = {e["type"] for e in intake.ledger_events(v.case_id)}
+        assert "minhu.case.escalated" in types
+    finally:
+        intake.close()
