@@ -74,6 +74,16 @@ def gateway_refusal(
     return None
 
 
+def event_id_of(raw: str | bytes) -> str | None:
+    """The `id` of a record that may not parse, for a refusal to name it."""
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return None
+    value = doc.get("id") if isinstance(doc, dict) else None
+    return value if isinstance(value, str) else None
+
+
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 

@@ -55,6 +55,7 @@ from streams.service.gateways import (
     DoorRefusal,
     batch_records,
     binary_record,
+    event_id_of,
     gateway_refusal,
 )
 from streams.service.ports import Intake, Verdict
@@ -474,20 +475,11 @@ def _hand_in(
             raw, gateway_id, service.registry, service.rules, datetime.now(UTC)
         )
         if refusal is not None:
-            out.append((_refused(refusal, _id_of(raw)), STATUS_OF_KIND.get(refusal.kind, 422)))
+            out.append((_refused(refusal, event_id_of(raw)), STATUS_OF_KIND.get(refusal.kind, 422)))
         else:
             v = service.intake.submit(raw, f"http/{gateway_id}")
             out.append((_result(v), _status_of(v)))
     return out
-
-
-def _id_of(raw: str | bytes) -> str | None:
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        return None
-    value = doc.get("id") if isinstance(doc, dict) else None
-    return value if isinstance(value, str) else None
 
 
 async def _ticking(intake: LiveIntake) -> None:

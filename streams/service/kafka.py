@@ -8,7 +8,6 @@ contract, its size, its time) is refused here with the publisher's reason and is
 
 from __future__ import annotations
 
-import json
 import threading
 from datetime import UTC, datetime
 
@@ -17,17 +16,9 @@ from kafka.errors import KafkaError
 from handlers.intake import rejection
 from streams.drivers.kafka.publisher import Publisher
 from streams.service.embedded import Decided, error_kind_of
+from streams.service.gateways import event_id_of
 from streams.service.ports import Verdict
 from streams.topics import CE_HEADERS
-
-
-def _event_id(raw: str | bytes) -> str | None:
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        return None
-    value = doc.get("id") if isinstance(doc, dict) else None
-    return value if isinstance(value, str) else None
 
 
 class KafkaIntake:
@@ -38,7 +29,7 @@ class KafkaIntake:
         self.lock = threading.Lock()  # one flush at a time: each waits for its own record
 
     def submit(self, raw: str | bytes, received_from: str) -> Verdict:
-        event_id = _event_id(raw)
+        event_id = event_id_of(raw)
         with self.lock:
             result = self.publisher.publish(raw)
             if result.ok:
@@ -54,7 +45,7 @@ class KafkaIntake:
         payload = raw if isinstance(raw, str) else raw.decode("utf-8", "backslashreplace")
         dead = rejection(
             error_kind_of(kind), reason, [], payload, received_from, None, datetime.now(UTC),
-            _event_id(raw), None,
+            event_id_of(raw), None,
         )  # fmt: skip
         topic = self.publisher.topics.deadletter
         with self.lock:

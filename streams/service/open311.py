@@ -15,7 +15,6 @@ list: `[{"code": 400, "description": "..."}]`. Only JSON is served (discovery sa
 `media_url` and service attributes are not supported.
 """
 
-import hashlib
 import json
 import unicodedata
 import uuid
@@ -87,16 +86,11 @@ def _name(first: str | None, last: str | None) -> str | None:
     return "".join(reversed(parts)) if han and first and last else " ".join(parts)
 
 
-def _caller_id(client: str, form: dict[str, str]) -> str:
-    """A caller's id for the engine (who may rate): the same for the same phone, e-mail or
-    account of the same client, else new."""
-    seed = next(
-        (form[k] for k in ("phone", "email", "account_id", "device_id") if form.get(k)), None
-    )
-    if seed is None:
-        return f"open311-{uuid.uuid4().hex[:16]}"
-    digest = hashlib.sha256(f"{client}\x1f{seed}".encode("utf-8", "surrogatepass")).hexdigest()
-    return f"open311-{digest[:16]}"
+def _caller_id() -> str:
+    """A new caller id for each request: who may rate this case (its link is bound to it).
+    Never derived from the phone or e-mail: the ratings topic carries a digest of this id,
+    and a digest of a phone number is undone by trying every number."""
+    return f"open311-{uuid.uuid4().hex[:20]}"
 
 
 def _view(v: CaseView) -> dict[str, Any]:
@@ -230,7 +224,7 @@ def open311_router(service: Service) -> APIRouter:
             return error(400, "a location is required: lat and long, address_string or address_id")
         if not form.get("description"):
             return error(400, "description is required: say what is wrong")
-        caller: dict[str, Any] = {"id": _caller_id(grant.subject, form)}
+        caller: dict[str, Any] = {"id": _caller_id()}
         name = _name(form.get("first_name"), form.get("last_name"))
         if name:
             caller["name"] = name
