@@ -107,6 +107,20 @@ class EmbeddedIntake:
         self._tell(due)
         return verdict_of(eff)
 
+    def submit_all(self, raws: list[str | bytes], received_from: str) -> list[Verdict]:
+        """`submit` each record of a batch in order, writing the ledger once for all of them
+        (one transaction, each changed bucket once): the answer still comes after the write."""
+        with self.lock:
+            self.ledger.batch_records = len(raws) + 1
+            try:
+                effs = [self.runner.feed(raw, received_from, self._position()) for raw in raws]
+                self.ledger.flush()
+            finally:
+                self.ledger.batch_records = 1
+            due = self._rating_dues()
+        self._tell(due)
+        return [verdict_of(eff) for eff in effs]
+
     def refuse(self, raw: str | bytes, received_from: str, kind: str, reason: str) -> Verdict:
         payload = raw if isinstance(raw, str) else raw.decode("utf-8", "backslashreplace")
         with self.lock:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 
+from sqlalchemy import select
+
+from streams.drivers.ledger import IntakeRecord
 from tests.integration.service.conftest import (
     GATEWAY,
     OTHER_GATEWAY,
@@ -45,22 +48,26 @@ def test_binary_mode(served: Served) -> None:
     assert r.json()["results"][0]["status"] == "accepted"
 
 
-def test_batch_says_per_event(served: Served) -> None:
-    good, bad = alarm(), {"specversion": "1.0"}
+def test_batch_says_per_event_and_is_written_before_the_answer(served: Served) -> None:
+    good, also, bad = alarm(), alarm(sensor="qy-gas-liu", alarm_type="gas_leak"), {"x": 1}
     foreign = next(s for s in served.service.registry.sensors.values() if s.gateway != GATEWAY)
     theirs = alarm(sensor=foreign.id, alarm_type=sorted(foreign.alarm_types)[0].value)
     before = served.received
     r = served.client.post(
         "/v1/events",
-        content=json.dumps([good, theirs, bad]).encode(),
+        content=json.dumps([good, theirs, also, bad]).encode(),
         headers={"content-type": "application/cloudevents-batch+json", **served.auth(GATEWAY)},
     )
     assert r.status_code == 200, r.text
     results = r.json()["results"]
-    assert [x["status"] for x in results] == ["accepted", "refused", "refused"]
+    assert [x["status"] for x in results] == ["accepted", "refused", "accepted", "refused"]
+    assert [x["event_id"] for x in results[:3]] == [good["id"], theirs["id"], also["id"]]
     assert f"belongs to gateway {foreign.gateway}, not {GATEWAY}" in results[1]["reason"]
-    assert "specversion" not in results[2]["reason"] and results[2]["reason"]
-    assert served.received == before + 1  # only the good one reached the engine
+    assert results[3]["reason"]
+    assert served.received == before + 2  # only the good ones reached the engine
+    with served.intake.ledger.engine.connect() as conn:
+        written = set(conn.execute(select(IntakeRecord.event_id)).scalars())
+    assert {good["id"], also["id"]} <= written and theirs["id"] not in written
 
 
 def test_another_gateways_sensor_is_forbidden_and_never_decided(served: Served) -> None:
