@@ -31,6 +31,7 @@ redelivered alarm is a duplicate by its CloudEvent id, and is never decided twic
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -62,6 +63,7 @@ MESSAGES = PromCounter(
     ["outcome"],
 )
 QOS = 1
+ENV_PREFIX = "MINHU_MQTT_"
 MAX_RECEIVED_FROM = 200  # a topic is named in each dead letter; no store needs it longer
 
 
@@ -116,6 +118,18 @@ class MqttSettings(BaseModel):
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("must be host:port, like 127.0.0.1:1883")
         return value
+
+    @classmethod
+    def from_env(cls, overrides: dict[str, Any]) -> MqttSettings:
+        """Defaults, then `MINHU_MQTT_<FIELD>` environment variables (the password only
+        there), then explicit overrides (CLI flags, None for not given)."""
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            env = os.environ.get(f"{ENV_PREFIX}{name.upper()}")
+            if env is not None:
+                values[name] = None if env == "" else env
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)
 
     @property
     def host(self) -> str:

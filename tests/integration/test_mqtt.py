@@ -5,6 +5,8 @@ its own (a uuid), so tests never see each other's messages, and removes its sess
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ from schemas.common import MAX_RECORD_BYTES
 from streams.service.mqtt import MqttSettings, run_bridge
 from streams.service.ports import Verdict
 from tests.conftest import EventFactory
+from tests.integration.kafka_helpers import MINHU, Deployment, read
 from tests.integration.mqtt_helpers import (
     MOSQUITTO,
     Gateway,
@@ -190,3 +193,47 @@ def test_a_repeated_alarm_is_a_duplicate_not_a_second_case(
         assert len(intake.routed()) == 1
     finally:
         bridge.stop()
+
+
+@pytest.mark.kafka
+def test_the_kafka_bridge_publishes_alarms_and_dead_letters_the_rest(
+    broker: str, make: EventFactory, settings: MqttSettings, gateway: Gateway
+) -> None:
+    """`minhu mqtt-bridge` as a gateway's operator runs it, onto the Tansu broker."""
+    dep = Deployment(broker, partitions=1)
+    dep.create_topics()
+    proc = subprocess.Popen(
+        [
+            *MINHU,
+            "mqtt-bridge",
+            "--mqtt",
+            "127.0.0.1:1883",
+            "--mqtt-client-id",
+            settings.client_id,
+            "--mqtt-topic-root",
+            settings.topic_root,
+        ],
+        env=dep.env(),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # the subscription is in place: nothing published is lost
+            if "subscribed to" in line:
+                break
+        alarm = make.alarm(SENSOR, GW, "gas_leak", time=now(), id_=f"a-{uuid.uuid4().hex}")
+        gateway.publish(settings.alarm_topic(GW), alarm)
+        gateway.publish(settings.alarm_topic(GW), make.alarm(OTHER_GW_SENSOR, GW, "gas_leak"))
+        t = dep.topics
+        got = read(dep, lambda rs: len(rs) >= 2, 60, topics=[t.intake("alarm"), t.deadletter])
+        by_topic = {r["topic"]: r["value"] for r in got}
+        assert len(got) == 2
+        assert by_topic["intake.alarm"]["id"] == json.loads(alarm)["id"]
+        dead = by_topic["deadletter"]["data"]
+        assert dead["error_kind"] == "unauthorized"
+        assert dead["received_from"] == f"mqtt/{settings.alarm_topic(GW)}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=30)
+        assert proc.returncode == 0, out
