@@ -97,9 +97,16 @@ class RunnerIntake:
 class Gateway:
     """A real MQTT client publishing as a gateway would (QoS 1, waits for the PUBACK)."""
 
-    def __init__(self, client_id: str) -> None:
+    def __init__(
+        self,
+        client_id: str,
+        at: tuple[str, int] = MOSQUITTO,
+        login: tuple[str, str] | None = None,
+    ) -> None:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
-        self.client.connect(*MOSQUITTO)
+        if login is not None:
+            self.client.username_pw_set(*login)
+        self.client.connect(*at)
         self.client.loop_start()
 
     def publish(self, topic: str, payload: str | bytes, timeout: float = 30) -> None:
