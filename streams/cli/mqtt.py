@@ -75,10 +75,28 @@ def cmd_mqtt_bridge(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def mqtt_args(p: argparse.ArgumentParser) -> None:
+    """The bridge's flags: `--mqtt HOST:PORT` and `--mqtt-<field>` (also for `minhu serve`)."""
     from streams.service.mqtt import MqttSettings
 
     fields = MqttSettings.model_fields
+    p.add_argument(
+        "--mqtt",
+        metavar="HOST:PORT",
+        help=f"{fields['address'].description} (env MINHU_MQTT_ADDRESS)",
+    )
+    for name in MQTT_FLAGS:
+        assert not is_secret(fields[name].annotation)
+        p.add_argument(
+            f"--mqtt-{name.replace('_', '-')}",
+            dest=f"mqtt_{name}",
+            type=int if name == "keepalive" else str,
+            help=f"{fields[name].description} (env MINHU_MQTT_{name.upper()})",
+        )
+    p.add_argument("--mqtt-tls", action="store_true", help=fields["tls"].description)
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     b = sub.add_parser(
         "mqtt-bridge",
         help="take sensor gateways' alarms from an MQTT broker and publish them to Kafka",
@@ -87,20 +105,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     config_args(b)
     kafka_args(b)
-    b.add_argument(
-        "--mqtt",
-        metavar="HOST:PORT",
-        help=f"{fields['address'].description} (env MINHU_MQTT_ADDRESS)",
-    )
-    for name in MQTT_FLAGS:
-        assert not is_secret(fields[name].annotation)
-        b.add_argument(
-            f"--mqtt-{name.replace('_', '-')}",
-            dest=f"mqtt_{name}",
-            type=int if name == "keepalive" else str,
-            help=f"{fields[name].description} (env MINHU_MQTT_{name.upper()})",
-        )
-    b.add_argument("--mqtt-tls", action="store_true", help=fields["tls"].description)
+    mqtt_args(b)
     b.add_argument(
         "--metrics-port",
         type=int,

@@ -11,6 +11,7 @@ from typing import Any
 
 from handlers.errors import ConfigError
 from streams.cli.common import config_args, kafka_args, load, worker_settings
+from streams.cli.mqtt import mqtt_args
 
 DEFAULT_PORT = 8311
 DB_NAME = "minhu.db"
@@ -61,6 +62,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f.write(line + "\n")
 
     intake: Any
+    bridge: Any = None
+    if args.broker and args.mqtt:
+        raise ConfigError(
+            "--mqtt", ["on Kafka the bridge runs on its own: minhu mqtt-bridge --broker ..."]
+        )
     if args.broker:
         from streams.drivers.kafka.publisher import Publisher
         from streams.drivers.kafka.security import kafka_python_config
@@ -75,22 +81,49 @@ def cmd_serve(args: argparse.Namespace) -> int:
         service = Service(intake, Tokens(engine), rules, registry, None, deliver)
         mode = f"kafka at {s.broker} (accepted = published; Open311 reads not served)"
     else:
+        from streams.service.board import Board
         from streams.service.embedded import EmbeddedIntake
 
-        intake = EmbeddedIntake(rules, registry, url)
+        board = Board(registry)
+        intake = EmbeddedIntake(rules, registry, url, on_outputs=board.take)
+        board.take(board_history(url))  # the ledger's tables exist once the intake is made
         engine = intake.ledger.engine
         service = Service(
-            intake, Tokens(engine), rules, registry, CaseReads(engine, rules, registry), deliver
-        )
+            intake, Tokens(engine), rules, registry, CaseReads(engine, rules, registry), deliver,
+            board,
+        )  # fmt: skip
         intake.on_rating_due = service.rating_due
         mode = f"embedded, ledger {url}"
+        if args.mqtt:
+            from streams.cli.mqtt import mqtt_settings
+            from streams.service.mqtt import run_bridge
+
+            settings = mqtt_settings(args)
+            bridge = run_bridge(intake, registry, settings)
+            mode += f"; MQTT {settings.subscription} on {settings.address}"
     app = create_app(service, max_body=args.max_body)
     print(f"minhu serve: {mode}; http://{args.host}:{args.port}", file=sys.stderr, flush=True)
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        # Open board streams end within a few seconds of a stop, not when the rooms close them.
+        uvicorn.run(
+            app, host=args.host, port=args.port, log_level=args.log_level,
+            timeout_graceful_shutdown=3,
+        )  # fmt: skip
     finally:
+        if bridge is not None:
+            bridge.stop()
         intake.close()
     return 0
+
+
+def board_history(url: str) -> list[Any]:
+    """The ledger's case events the board starts from: those of its rates' window."""
+    from datetime import UTC, datetime, timedelta
+
+    from streams.drivers.ledger import iter_case_events
+    from streams.service.board import RATES_DAYS
+
+    return list(iter_case_events(url, since=datetime.now(UTC) - timedelta(days=RATES_DAYS)))
 
 
 def cmd_tokens_issue(args: argparse.Namespace) -> int:
@@ -190,6 +223,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "each (default --data-dir/rating-links.jsonl)",
     )
     sv.add_argument("--log-level", default="info", help="uvicorn's log level (default info)")
+    mqtt_args(sv)
     sv.set_defaults(func=cmd_serve)
 
     tk = sub.add_parser("tokens", help="keys for the service: responders, gateways, clients")

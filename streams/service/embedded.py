@@ -74,7 +74,8 @@ def verdict_of(eff: Effects) -> Decided:
 
 class EmbeddedIntake:
     """`Intake` over an embedded runner and a ledger at `ledger_url`. `on_rating_due` hears of
-    every caller asked to rate (outside the lock)."""
+    every caller asked to rate (outside the lock); `on_outputs` gets what the engine emitted
+    for each record and each tick, in order (under the lock: keep it quick), e.g. the board."""
 
     def __init__(
         self,
@@ -83,6 +84,7 @@ class EmbeddedIntake:
         ledger_url: str,
         on_rating_due: Callable[[RatingDue], None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_outputs: Callable[[list[CloudEvent]], None] | None = None,
     ) -> None:
         self.ledger = Ledger(ledger_url, batch_records=1)
         self._seen: list[CloudEvent] = []
@@ -91,6 +93,7 @@ class EmbeddedIntake:
             rules, registry, ledger=self.ledger, clock=clock, on_event=self._seen.append
         )
         self.on_rating_due = on_rating_due
+        self.on_outputs = on_outputs
         self.lock = threading.Lock()
         with self.ledger.engine.connect() as conn:
             last = conn.execute(select(func.max(IntakeRecord.position))).scalar()
@@ -141,16 +144,19 @@ class EmbeddedIntake:
         self._tell(due)
 
     def _rating_dues(self) -> list[RatingDue]:
-        """The callers asked to rate by the events just emitted (under the lock: the case's
-        state names them in clear, the event only by pseudonym)."""
+        """Hand the events just emitted on, and say which callers they ask to rate (under the
+        lock: the case's state names them in clear, the event only by pseudonym)."""
+        seen = list(self._seen)
+        self._seen.clear()
+        if self.on_outputs is not None and seen:
+            self.on_outputs(seen)
         due: list[RatingDue] = []
-        for ev in self._seen:
+        for ev in seen:
             if isinstance(ev, RatingRequested) and ev.data.rater_kind == "caller":
                 state = self.runner.case(ev.data.case_id)
                 for p in state.pending if state else ():
                     if p.rater_kind == "caller" and pseudonym(p.rater_id) == ev.data.rater_id:
                         due.append(RatingDue(ev.data.case_id, p.rater_id, ev.data.due_by))
-        self._seen.clear()
         return due
 
     def _tell(self, due: list[RatingDue]) -> None:

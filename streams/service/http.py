@@ -5,6 +5,7 @@
                                         reassign, extension, extension/decide, rate
     POST /v1/ratings                    a caller, with the one-time link of a rating request
     /open311/discovery.json, /open311/v2/...   residents: Open311 GeoReport v2 (open311.py)
+    /board, /board/{unit_id}            operations rooms: a unit's live board (board.py)
 
 Every door authenticates with a bearer key (`tokens.py`); who acts is the key's subject, never
 a field of the body (a body that names an actor is refused). Whatever a door refuses gets a
@@ -50,6 +51,7 @@ from schemas.lifecycle import (
 from schemas.lifecycle import (
     Verdict as RatingVerdict,
 )
+from streams.service.board import Board, board_router
 from streams.service.embedded import Decided, RatingDue
 from streams.service.gateways import (
     DoorRefusal,
@@ -104,6 +106,7 @@ class Service:
     registry: Registry
     reads: CaseReads | None = None  # Open311 reads (embedded only, for now)
     deliver: Callable[[RatingLink], None] | None = None
+    board: Board | None = None  # the operations rooms' boards (embedded only, for now)
 
     def rating_due(self, due: RatingDue) -> None:
         """Issue the caller's rating link and hand it on to be delivered."""
@@ -447,6 +450,7 @@ def create_app(service: Service, max_body: int = DEFAULT_MAX_BODY, tick: bool = 
     from streams.service import open311
 
     app.include_router(open311.open311_router(service))
+    app.include_router(board_router(service.board, service.registry))
     return BodyLimit(app, max_body)
 
 
