@@ -101,6 +101,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             settings = mqtt_settings(args)
             bridge = run_bridge(intake, registry, settings)
             mode += f"; MQTT {settings.subscription} on {settings.address}"
+            threading.Thread(target=_say_subscribed, args=(bridge,), daemon=True).start()
     app = create_app(service, max_body=args.max_body)
     print(f"minhu serve: {mode}; http://{args.host}:{args.port}", file=sys.stderr, flush=True)
     try:
@@ -114,6 +115,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             bridge.stop()
         intake.close()
     return 0
+
+
+def _say_subscribed(bridge: Any) -> None:
+    """Say when the bridge's subscription is in place: alarms published before it are not
+    delivered to a new session."""
+    bridge.subscribed.wait()
+    print(f"minhu serve: MQTT subscribed to {bridge.settings.subscription}", file=sys.stderr,
+          flush=True)  # fmt: skip
 
 
 def board_history(url: str) -> list[Any]:
