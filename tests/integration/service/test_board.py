@@ -88,7 +88,7 @@ def gas_alarm() -> str:
                 "threshold": 25.0,
                 "unit": "%LEL",
             },
-        }  # fmt: skip
+        }
     )
 
 
