@@ -505,8 +505,8 @@ def service_problems(doc: dict[str, Any]) -> list[str]:
     if command[:1] != ["serve"]:
         problems.append(f"service: runs {command!r}, not `minhu serve`")
     senv = env_of(service)
-    if not senv.get("MINHU_BROKER"):
-        problems.append("service: no MINHU_BROKER (it would run embedded, apart from the workers)")
+    if "--broker" not in command:  # MINHU_BROKER alone leaves `minhu serve` embedded
+        problems.append("service: no --broker (it would run embedded, apart from the workers)")
     if senv.get("MINHU_SASL_USERNAME") != "service":
         problems.append("service: does not log in to Kafka as `service`")
     if "ledger" in service.get("networks", []):
