@@ -269,12 +269,12 @@ PAGE = Path(__file__).with_name("board.html")
 
 def board_router(board: Board | None, registry: Registry) -> APIRouter:
     """`/board`, `/board/{unit_id}` and its stream. Without a board (the Kafka backend: the
-    service does not read the dispatch topics) each answers 501 and says so."""
+    service does not read the dispatch topics) each answers 404 and says why."""
     router = APIRouter(tags=["board"])
 
     def the_board() -> Board:
         if board is None:
-            raise HTTPException(501, "the board is served on the embedded backend only")
+            raise HTTPException(404, "no board here: it is served on the embedded backend only")
         return board
 
     def known_unit(unit_id: str) -> str:

@@ -17,6 +17,7 @@ from schemathesis.checks import not_a_server_error
 from handlers.registry import Registry
 from handlers.rules import Rules
 from streams.config import load_registry, load_rules
+from streams.service.board import Board
 from streams.service.embedded import EmbeddedIntake
 from streams.service.http import Service, create_app
 from streams.service.reads import CaseReads
@@ -28,7 +29,11 @@ def _service(url: str) -> tuple[Service, Any]:
     rules: Rules = load_rules(None, registry)
     intake = EmbeddedIntake(rules, registry, url)
     engine = intake.ledger.engine
-    service = Service(intake, Tokens(engine), rules, registry, CaseReads(engine, rules, registry))
+    board = Board(registry)
+    intake.on_outputs = board.take
+    service = Service(
+        intake, Tokens(engine), rules, registry, CaseReads(engine, rules, registry), board=board
+    )
     intake.on_rating_due = service.rating_due
     return service, create_app(service, max_body=64 * 1024, tick=False)
 
@@ -39,7 +44,10 @@ KEYS = {
     "gateway": SERVICE.tokens.issue("gateway", "gw-qy-g01"),
     "client": SERVICE.tokens.issue("client", "fuzz"),
 }
-schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
+# The board's stream never ends by itself: the browser test (test_board.py) reads it.
+schema = schemathesis.openapi.from_asgi("/openapi.json", APP).exclude(
+    path="/board/{unit_id}/events"
+)
 
 
 @pytest.fixture(autouse=True, scope="module")
