@@ -44,7 +44,8 @@ def cmd_mqtt_bridge(args: argparse.Namespace) -> int:
 
     from streams.drivers.kafka.publisher import Publisher
     from streams.drivers.kafka.security import kafka_python_config
-    from streams.service.mqtt import KafkaIntake, run_bridge
+    from streams.service.kafka import KafkaIntake
+    from streams.service.mqtt import run_bridge
     from streams.topics import Topics
 
     logging.basicConfig(

@@ -63,6 +63,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     intake: Any
     bridge: Any = None
+    reader: Any = None
     if args.broker and args.mqtt:
         raise ConfigError(
             "--mqtt", ["on Kafka the bridge runs on its own: minhu mqtt-bridge --broker ..."]
@@ -70,16 +71,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.broker:
         from streams.drivers.kafka.publisher import Publisher
         from streams.drivers.kafka.security import kafka_python_config
-        from streams.service.kafka import KafkaIntake
+        from streams.service.board import Board
+        from streams.service.kafka import DispatchReader, KafkaIntake
+        from streams.service.reads import CaseBook
         from streams.topics import Topics
 
         s = worker_settings(args)
-        intake = KafkaIntake(
-            Publisher(s.broker, rules, registry, Topics(s.topic_prefix), **kafka_python_config(s))
-        )
+        topics = Topics(s.topic_prefix)
+        login = kafka_python_config(s)
+        intake = KafkaIntake(Publisher(s.broker, rules, registry, topics, **login), rules)
+        board, book = Board(registry), CaseBook(rules, registry)
+        reader = DispatchReader(s.broker, topics, [board.take, book.take], **login).start()
+        threading.Thread(target=_say_caught_up, args=(reader,), daemon=True).start()
         engine = make_engine(url)
-        service = Service(intake, Tokens(engine), rules, registry, None, deliver)
-        mode = f"kafka at {s.broker} (accepted = published; Open311 reads not served)"
+        service = Service(intake, Tokens(engine), rules, registry, book, deliver, board)
+        mode = f"kafka at {s.broker} (accepted = published; reads from the dispatch topics)"
     else:
         from streams.service.board import Board
         from streams.service.embedded import EmbeddedIntake
@@ -113,6 +119,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         if bridge is not None:
             bridge.stop()
+        if reader is not None:
+            reader.stop()
         intake.close()
     return 0
 
@@ -123,6 +131,12 @@ def _say_subscribed(bridge: Any) -> None:
     bridge.subscribed.wait()
     print(f"minhu serve: MQTT subscribed to {bridge.settings.subscription}", file=sys.stderr,
           flush=True)  # fmt: skip
+
+
+def _say_caught_up(reader: Any) -> None:
+    """Say when the board and the case views have read the topics' history."""
+    reader.caught_up.wait()
+    print("minhu serve: read the dispatch topics' history", file=sys.stderr, flush=True)
 
 
 def board_history(url: str) -> list[Any]:
@@ -207,7 +221,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "serve",
         help="the HTTP doors: gateways, Open311 for residents, responders' actions",
         description="Embedded by default (the engine in this process, a SQLite ledger in "
-        "--data-dir); with --broker it publishes to Kafka's intake topics instead.",
+        "--data-dir); with --broker it publishes to Kafka's intake topics instead, and "
+        "reads the dispatch, closure and rating topics for the board and Open311.",
     )
     config_args(sv)
     _store_args(sv)

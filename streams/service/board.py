@@ -13,10 +13,11 @@ household. Acknowledging from the board is the service's own `POST
 /v1/cases/{case_id}/acknowledge` with the responder's key: the actor is the key's person, and
 the engine decides again whether that person may act.
 
-`Board.take` is called with each batch of outputs, in the order the engine emitted them (the
-embedded intake calls it under its lock); the page's stream wakes and sends the unit's board
-when it changed. At start the board reads the ledger's case events of the last `RATES_DAYS`
-days.
+`Board.take` is called with each batch of outputs, in the order the engine emitted them: on
+the embedded backend by the intake, under its lock, after the ledger's case events of the last
+`RATES_DAYS` days at start; on Kafka by the reader of the dispatch, closure and rating topics
+(streams/service/kafka.py), after their retained history at start, each event once. The
+page's stream wakes and sends the unit's board when it changed.
 """
 
 import asyncio
@@ -268,13 +269,13 @@ PAGE = Path(__file__).with_name("board.html")
 
 
 def board_router(board: Board | None, registry: Registry) -> APIRouter:
-    """`/board`, `/board/{unit_id}` and its stream. Without a board (the Kafka backend: the
-    service does not read the dispatch topics) each answers 404 and says why."""
+    """`/board`, `/board/{unit_id}` and its stream. Without a board (a service made without
+    one) each answers 404 and says why."""
     router = APIRouter(tags=["board"])
 
     def the_board() -> Board:
         if board is None:
-            raise HTTPException(404, "no board here: it is served on the embedded backend only")
+            raise HTTPException(404, "no board here: this service was started without one")
         return board
 
     def known_unit(unit_id: str) -> str:

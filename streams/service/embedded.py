@@ -77,6 +77,8 @@ class EmbeddedIntake:
     every caller asked to rate (outside the lock); `on_outputs` gets what the engine emitted
     for each record and each tick, in order (under the lock: keep it quick), e.g. the board."""
 
+    decides_at_once = True
+
     def __init__(
         self,
         rules: Rules,

@@ -60,8 +60,8 @@ from streams.service.gateways import (
     event_id_of,
     gateway_refusal,
 )
-from streams.service.ports import Intake, Verdict
-from streams.service.reads import CaseReads
+from streams.service.ports import Intake, NotSent, Verdict
+from streams.service.reads import AppealReads
 from streams.service.tokens import Grant, Kind, Tokens
 
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
@@ -83,6 +83,9 @@ STATUS_OF_KIND = {
 
 
 class LiveIntake(Intake, Protocol):
+    # True when a verdict names the case (embedded); False when workers decide later (Kafka).
+    decides_at_once: bool
+
     def tick(self) -> None: ...
 
 
@@ -104,9 +107,10 @@ class Service:
     tokens: Tokens
     rules: Rules
     registry: Registry
-    reads: CaseReads | None = None  # Open311 reads (embedded only, for now)
+    reads: AppealReads | None = None  # Open311 reads: the ledger's, or the dispatch topics'
+
     deliver: Callable[[RatingLink], None] | None = None
-    board: Board | None = None  # the operations rooms' boards (embedded only, for now)
+    board: Board | None = None  # the operations rooms' boards
 
     def rating_due(self, due: RatingDue) -> None:
         """Issue the caller's rating link and hand it on to be delivered."""
@@ -440,6 +444,16 @@ def create_app(service: Service, max_body: int = DEFAULT_MAX_BODY, tick: bool = 
         if request.url.path.startswith("/open311"):
             return open311.error(400, _plain_errors(exc))
         return JSONResponse({"detail": _plain_errors(exc)}, status_code=422)
+
+    @app.exception_handler(NotSent)
+    async def not_sent(request: Request, exc: NotSent) -> JSONResponse:
+        reason = f"not taken, send it again shortly: the broker did not answer ({exc})"
+        if request.url.path.startswith("/open311"):
+            answer = open311.error(503, reason)
+        else:
+            answer = JSONResponse({"detail": reason}, status_code=503)
+        answer.headers["Retry-After"] = "5"
+        return answer
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

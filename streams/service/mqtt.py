@@ -36,23 +36,18 @@ import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client import Counter as PromCounter
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from handlers.intake import implausible_time, kept, parse_input, rejection
+from handlers.intake import parse_input
 from handlers.registry import Registry
-from handlers.rules import Rules
 from schemas import AlarmRaised, EventRejected
 from schemas.routing import ErrorKind
 from streams.service.ports import Intake, Verdict
-from streams.topics import CE_HEADERS, Topics
-
-if TYPE_CHECKING:
-    from streams.drivers.kafka.publisher import Publisher
 
 log = logging.getLogger("minhu.mqtt")
 
@@ -301,54 +296,6 @@ class Bridge:
 def run_bridge(intake: Intake, registry: Registry, settings: MqttSettings) -> Bridge:
     """Start the bridge in this process (in a thread of its own) and return it; `stop()` ends
     it. This is what `minhu serve --mqtt HOST:PORT` calls with its embedded intake, and
-    `minhu mqtt-bridge` with `KafkaIntake`. `intake` is called from the bridge's thread."""
+    `minhu mqtt-bridge` with `streams.service.kafka.KafkaIntake`. `intake` is called from the
+    bridge's thread."""
     return Bridge(intake, registry, settings).start()
-
-
-class KafkaIntake:
-    """The Kafka driver's intake for the bridge: a valid alarm is published to the intake
-    topic (`Publisher`, which keys it by shard), a refused one to the dead-letter topic; each
-    send is flushed before it returns, so `accepted` means the broker has it (acks=all), and
-    a broker that does not answer raises (the bridge then leaves the message unacknowledged).
-    Whether it is a duplicate only the workers know."""
-
-    def __init__(self, publisher: Publisher, rules: Rules, flush_timeout: float = 30) -> None:
-        self.publisher = publisher
-        self.rules = rules
-        self.flush_timeout = flush_timeout
-
-    def submit(self, raw: str | bytes, received_from: str) -> Verdict:
-        now = datetime.now(UTC)
-        parsed = parse_input(raw, received_from, None, now)
-        if isinstance(parsed, EventRejected):
-            return self.refuse(raw, received_from, parsed.data.error_kind, parsed.data.reason)
-        implausible = implausible_time(parsed.time, now, None, self.rules.time)
-        if implausible is not None:
-            return self.refuse(raw, received_from, "implausible_time", implausible)
-        result = self.publisher.publish(raw)
-        if not result.ok:
-            raise RuntimeError(f"not published: {result.reason}")
-        self.publisher.flush(self.flush_timeout)
-        return Verdict("accepted", event_id=parsed.id)
-
-    def refuse(self, raw: str | bytes, received_from: str, kind: str, reason: str) -> Verdict:
-        dead = rejection(
-            cast(ErrorKind, kind),  # a dead letter's error_kind, as the door says
-            reason,
-            [],
-            kept(raw),
-            received_from,
-            None,
-            datetime.now(UTC),
-            None,
-            None,
-        )
-        topics: Topics = self.publisher.topics
-        for rec in topics.records_for(dead):
-            self.publisher.producer.send(
-                rec.topic,
-                key=rec.key.encode() if rec.key else None,
-                value=dead.model_dump_json(exclude_none=True).encode(),
-                headers=CE_HEADERS,
-            ).get(timeout=self.flush_timeout)
-        return Verdict("refused", reason=reason)

@@ -8,13 +8,21 @@
                                                     status, start_date/end_date
     GET  /open311/v2/requests/{service_request_id}.json
 
-A request's `service_request_id` is its case id. `api_key` is an Open311 client's key (`minhu
+    GET  /open311/v2/tokens/{token}.json            a request's id, from its token
+
+A request's `service_request_id` is its case id. On the embedded backend the answer to a POST
+carries it; on Kafka the workers open the case later, so the answer carries a `token` (the
+CloudEvent id the service published) and `service_notice` says the id comes later: the client
+asks `tokens/{token}.json` until it answers with the `service_request_id` (404 until the
+workers have routed it and the service has read the dispatch record, usually within a
+second or two), as GeoReport v2 lets a "batch" service do (`type` in services.json). `api_key` is an Open311 client's key (`minhu
 tokens issue --client NAME`). The caller's name and phone go to the ledger only; no answer
 carries them, nor the address or coordinates given (they may be a home). Errors are the spec's
 list: `[{"code": 400, "description": "..."}]`. Only JSON is served (discovery says so); XML,
 `media_url` and service attributes are not supported.
 """
 
+import asyncio
 import json
 import unicodedata
 import uuid
@@ -117,7 +125,7 @@ def _view(v: CaseView) -> dict[str, Any]:
 
 def open311_router(service: Service) -> APIRouter:
     r = APIRouter(tags=["Open311 GeoReport v2"])
-    realtime = service.reads is not None
+    realtime = service.intake.decides_at_once
 
     @r.get("/open311/discovery.json", summary="Service discovery")
     async def discovery(request: Request) -> JSONResponse:
@@ -273,7 +281,7 @@ def open311_router(service: Service) -> APIRouter:
         jurisdiction_id: str | None = None,
     ) -> JSONResponse:
         if service.reads is None:
-            return error(501, "requests cannot be read back in this deployment (--broker)")
+            return error(501, "requests cannot be read back in this deployment")
         if service_request_id is not None:
             ids = [i.strip() for i in service_request_id.split(",") if i.strip()]
             views = service.reads.find(case_ids=ids[:MAX_REQUESTS])
@@ -309,18 +317,31 @@ def open311_router(service: Service) -> APIRouter:
         jurisdiction_id: str | None = None,
     ) -> JSONResponse:
         if service.reads is None:
-            return error(501, "requests cannot be read back in this deployment (--broker)")
+            return error(501, "requests cannot be read back in this deployment")
         views = service.reads.find(case_ids=[service_request_id])
         if not views:
             return error(404, f"no service request {service_request_id!r}")
         return JSONResponse([_view(views[0])])
 
+    @r.get(
+        "/open311/v2/tokens/{token}.json",
+        summary="The service request id of a request's token",
+        responses=ERRORS,
+    )
+    async def get_token(
+        token: Annotated[str, Path(max_length=200)], jurisdiction_id: str | None = None
+    ) -> JSONResponse:
+        if service.reads is None:
+            return error(501, "requests cannot be read back in this deployment")
+        case_id = await asyncio.to_thread(service.reads.case_of, token)
+        if case_id is None:
+            return error(404, f"no service request for token {token!r} yet: ask again shortly")
+        return JSONResponse([{"service_request_id": case_id, "token": token}])
+
     return r
 
 
 async def _submit(service: Service, raw: str, received_from: str) -> Any:
-    import asyncio
-
     return await asyncio.to_thread(service.intake.submit, raw, received_from)
 
 

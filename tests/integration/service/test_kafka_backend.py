@@ -27,7 +27,7 @@ def test_accepted_means_published(
 ) -> None:
     dep = Deployment(broker, partitions=1)
     dep.create_topics()
-    intake = KafkaIntake(Publisher(broker, rules, registry, dep.topics))
+    intake = KafkaIntake(Publisher(broker, rules, registry, dep.topics), rules)
     tokens = Tokens(make_engine(f"sqlite:///{tmp_path}/keys.db"))
     client = TestClient(create_app(Service(intake, tokens, rules, registry), tick=False))
     try:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.integration.service.conftest import CALLER, GRID_HEAD, Served
+from streams.service.reads import CaseBook
+from tests.integration.service.conftest import CALLER, GRID_HEAD, GRID_WORKER, Served
 from tests.integration.service.test_responders import act, open_appeal
 
 PERSONAL = ("王芳", "13812345678", "王", "芳", "qy-b0005", "清源路10号")
@@ -81,3 +82,27 @@ def test_queries_and_no_personal_data_anywhere(served: Served) -> None:
     assert {v["service_request_id"] for v in answers[2].json()} >= {first, second}
     assert answers[3].json() == [] and answers[4].json() == []
     assert CALLER["phone"] not in served.client.get("/open311/v2/services.json").text
+
+
+def test_the_topics_show_what_the_ledger_shows(served: Served) -> None:
+    """On Kafka the views are folded from the dispatch records (CaseBook), on the embedded
+    backend read from the ledger (CaseReads): the same lives read the same."""
+    book = CaseBook(served.service.rules, served.service.registry)
+    served.intake.on_outputs = book.take
+    closed, acked, fresh = (
+        open_appeal(served),
+        open_appeal(served, "广场舞音响太吵"),
+        open_appeal(served),
+    )
+    assert act(served, closed, "acknowledge", GRID_HEAD).status_code == 200
+    assert act(served, closed, "resolve", GRID_HEAD, note="已劝导").status_code == 200
+    assert act(served, closed, "verify", GRID_WORKER).status_code == 200
+    assert act(served, acked, "acknowledge", GRID_HEAD).status_code == 200
+    reads = served.service.reads
+    assert reads is not None
+    for query in ({}, {"statuses": ["closed"]}, {"case_ids": [acked, fresh]}):
+        assert book.find(**query) == reads.find(**query), query
+    assert {v.status for v in book.find(case_ids=[closed, acked, fresh])} == {"open", "closed"}
+    [routed] = [e for e in served.intake.ledger_events(fresh) if e["type"] == "minhu.case.routed"]
+    event_id = routed["data"]["origin"]["event_id"]
+    assert book.case_of(event_id) == reads.case_of(event_id) == fresh
