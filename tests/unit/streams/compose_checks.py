@@ -375,8 +375,10 @@ def acl_problems(grants: list[Grant], users: set[str], topics: Topics, app_id: s
 
     expect("gateway", "Write", {topics.intake("alarm")})
     expect("gateway", "Read", set())
-    expect("service", "Write", intake)
-    expect("service", "Read", dispatch)
+    # The service publishes to the intake topics, dead-letters what its doors refuse, and
+    # reads back what the workers publish for its board and Open311.
+    expect("service", "Write", intake | {topics.deadletter})
+    expect("service", "Read", dispatch | {topics.closures, topics.ratings})
     expect("ops", "Write", set())
     expect("ops", "Read", dispatch)
     expect("worker", "Read", intake | own)

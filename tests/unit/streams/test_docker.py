@@ -409,7 +409,11 @@ def test_the_acl_script_grants_each_user_its_own_and_no_more(
     assert broken(G("gateway", "Read", "literal", "topic", alarm))
     assert broken(G("ops", "Read", "prefixed", "topic", topics.prefix))  # reaches dead letters
     assert broken(G("worker", "Read", "literal", "topic", topics.deadletter))
-    assert broken(G("service", "Write", "literal", "topic", topics.deadletter))
+    assert broken(G("service", "Read", "literal", "topic", topics.deadletter))
+    assert broken(G("service", "Write", "literal", "topic", topics.closures))
+    assert broken(drop=G("service", "Write", "literal", "topic", topics.deadletter))
+    assert broken(drop=G("service", "Read", "literal", "topic", topics.closures))
+    assert broken(drop=G("service", "Read", "literal", "topic", topics.ratings))
     assert broken(G("ops", "Read", "literal", "group", app))  # the workers' group
     assert broken(G("stranger", "Read", "literal", "topic", topics.dispatch(Tier.GRID)))
     assert broken(G("auditor", "All", "literal", "topic", topics.deadletter))
