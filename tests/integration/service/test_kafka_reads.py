@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -88,16 +88,31 @@ def until(what: str, check: Callable[[], Any], log: Path) -> Any:
     raise AssertionError(f"not in {WAIT_S} s: {what}\n{log.read_text(errors='replace')[-3000:]}")
 
 
-def boards(url: str) -> Iterable[dict[str, Any]]:
-    """A unit's board, each time the service sends it (server-sent events)."""
+def boards(url: str) -> Iterator[dict[str, Any] | None]:
+    """A unit's board each time the service sends it (server-sent events); None for any other
+    line (the stream's keep-alive pings), so a reader can watch its clock."""
     with httpx.stream("GET", url, timeout=httpx.Timeout(WAIT_S)) as r:
         assert r.status_code == 200, r.read()
         event = None
         for line in r.iter_lines():
             if line.startswith("event:"):
                 event = line.split(":", 1)[1].strip()
-            elif line.startswith("data:") and event == "board":
+            if line.startswith("data:") and event == "board":
                 yield json.loads(line.split(":", 1)[1])
+            else:
+                yield None
+
+
+def board_where(
+    stream: Iterator[dict[str, Any] | None], check: Callable[[dict[str, Any]], bool], log: Path
+) -> dict[str, Any]:
+    deadline = time.monotonic() + WAIT_S
+    for board in stream:
+        if board is not None and check(board):
+            return board
+        if time.monotonic() > deadline:
+            break
+    raise AssertionError(f"no such board in {WAIT_S} s\n{log.read_text(errors='replace')[-3000:]}")
 
 
 def test_the_board_and_open311_read_the_dispatch_topics(
@@ -129,7 +144,7 @@ def test_the_board_and_open311_read_the_dispatch_topics(
     try:
         until("the service's history read", lambda: b"history" in log.read_bytes(), log)
         stream = boards(f"{base}/board/{unit_id}/events")
-        board = next(stream)
+        board = board_where(stream, lambda b: True, log)
         assert [x["case_id"] for x in board["waiting"]] == [case_id]
 
         def request() -> dict[str, Any]:
@@ -149,7 +164,7 @@ def test_the_board_and_open311_read_the_dispatch_topics(
         runner.feed(json.dumps(acknowledge(case_id, person)), f"http/person/{person}", 2)
         assert outputs, "the engine took the acknowledgement"
         publish(broker, dep.topics, outputs)
-        board = next(b for b in stream if not b["waiting"])  # it left the waiting list
+        board = board_where(stream, lambda b: not b["waiting"], log)  # it left the waiting list
         assert PHONE not in json.dumps(board, ensure_ascii=False)
         notes = until(
             "the acknowledgement in Open311", lambda: "已受理" in request()["status_notes"], log
