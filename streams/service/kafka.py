@@ -199,13 +199,18 @@ class DispatchReader:
                     log.warning("skipped a record at %s:%d:%d: %s", m.topic, m.partition,
                                 m.offset, err)  # fmt: skip
                     continue
-                if self._seen.first(event.id):
-                    out.append(event)
+                out.append(event)
         return out
 
     def _hand_on(self, events: list[CloudEvent]) -> None:
-        if not events:
-            return
-        events.sort(key=lambda e: e.time)  # stable: one record's outputs keep their order
-        for take in self.takers:
-            take(events)
+        fresh = in_order(events, self._seen)
+        if fresh:
+            for take in self.takers:
+                take(fresh)
+
+
+def in_order(events: list[CloudEvent], seen: SeenIds) -> list[CloudEvent]:
+    """The events not seen before, each once, by time: one record's outputs share a time and
+    keep the order they were read in (one case's records are on one partition of a topic)."""
+    fresh = [e for e in events if seen.first(e.id)]
+    return sorted(fresh, key=lambda e: e.time)
