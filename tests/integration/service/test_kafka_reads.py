@@ -5,6 +5,7 @@ the dispatch topic before the service starts (its history), its acknowledgement 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from handlers.rules import Rules
 from schemas import CaseRouted, CloudEvent
 from streams.drivers.embedded import EmbeddedRunner
 from streams.topics import CE_HEADERS, Topics
-from tests.integration.kafka_helpers import Deployment, free_port
+from tests.integration.kafka_helpers import Deployment, Worker, free_port
 
 pytestmark = pytest.mark.kafka
 
@@ -115,6 +116,27 @@ def board_where(
     raise AssertionError(f"no such board in {WAIT_S} s\n{log.read_text(errors='replace')[-3000:]}")
 
 
+@contextlib.contextmanager
+def serving(dep: Deployment, folder: Path) -> Iterator[tuple[str, Path]]:
+    """`minhu serve --broker` on a free loopback port, once it has read the topics' history:
+    its base URL and its log."""
+    port = free_port()
+    log = folder / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "serve", "--broker", dep.broker, "--port",
+             str(port), "--data-dir", str(folder), "--log-level", "warning"],
+            cwd=folder, env={**dep.env(), "PYTHONPATH": str(REPO)}, stdout=out,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        until("the service's history read", lambda: b"history" in log.read_bytes(), log)
+        yield f"http://127.0.0.1:{port}", log
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def test_the_board_and_open311_read_the_dispatch_topics(
     broker: str, tmp_path: Path, rules: Rules, registry: Registry
 ) -> None:
@@ -131,18 +153,7 @@ def test_the_board_and_open311_read_the_dispatch_topics(
     assert routed.data.status == "open"
     publish(broker, dep.topics, outputs)  # the history, before the service starts
 
-    port = free_port()
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "serve", "--broker", broker, "--port",
-             str(port), "--data-dir", str(tmp_path), "--log-level", "warning"],
-            cwd=tmp_path, env={**dep.env(), "PYTHONPATH": str(REPO)}, stdout=out,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        until("the service's history read", lambda: b"history" in log.read_bytes(), log)
+    with serving(dep, tmp_path) as (base, log):
         stream = boards(f"{base}/board/{unit_id}/events")
         board = board_where(stream, lambda b: True, log)
         assert [x["case_id"] for x in board["waiting"]] == [case_id]
@@ -170,6 +181,46 @@ def test_the_board_and_open311_read_the_dispatch_topics(
             "the acknowledgement in Open311", lambda: "已受理" in request()["status_notes"], log
         )
         assert notes
+
+
+def test_a_published_request_gets_its_case_from_the_workers(broker: str, tmp_path: Path) -> None:
+    """The whole way: an Open311 request is published, a real worker routes it, and the token
+    the POST answered with leads to the case; the grid's board shows it."""
+    dep = Deployment(broker, partitions=1)
+    dep.create_topics()
+    worker = Worker(dep, tmp_path, "worker", PYTHONPATH=str(REPO))
+    try:
+        worker.wait_ready(WAIT_S)
+        with serving(dep, tmp_path) as (base, log):
+            done = subprocess.run(
+                [sys.executable, "-m", "streams.cli", "tokens", "issue", "--client", "app",
+                 "--data-dir", str(tmp_path)],
+                env={**dep.env(), "PYTHONPATH": str(REPO)}, cwd=tmp_path, capture_output=True,
+                text=True, timeout=60, check=True,
+            )  # fmt: skip
+            form = {"api_key": done.stdout.strip(), "service_code": "noise",
+                    "address_id": "qy-b0005", "description": "楼上噪音扰民",
+                    "first_name": "芳", "last_name": "王", "phone": PHONE}  # fmt: skip
+            r = httpx.post(f"{base}/open311/v2/requests.json", data=form, timeout=30)
+            assert r.status_code == 201, r.text
+            [answer] = r.json()
+            assert "service_request_id" not in answer  # the workers have not decided yet
+            token = answer["token"]
+
+            def case_of_token() -> str | None:
+                t = httpx.get(f"{base}/open311/v2/tokens/{token}.json", timeout=10)
+                assert t.status_code in (200, 404), t.text
+                return str(t.json()[0]["service_request_id"]) if t.status_code == 200 else None
+
+            case_id = until("the token's case", case_of_token, log)
+            seen = httpx.get(f"{base}/open311/v2/requests/{case_id}.json", timeout=10)
+            assert seen.json()[0]["status"] == "open", seen.text
+            assert PHONE not in seen.text and NAME not in seen.text
+            board = board_where(
+                boards(f"{base}/board/qy-g01/events"),  # building qy-b0005's grid
+                lambda b: case_id in {x["case_id"] for x in b["waiting"]},
+                log,
+            )
+            assert PHONE not in json.dumps(board, ensure_ascii=False)
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        worker.stop()
