@@ -188,7 +188,8 @@ def test_a_published_request_gets_its_case_from_the_workers(broker: str, tmp_pat
     the POST answered with leads to the case; the grid's board shows it."""
     dep = Deployment(broker, partitions=1)
     dep.create_topics()
-    worker = Worker(dep, tmp_path, "worker", PYTHONPATH=str(REPO))
+    (tmp_path / "worker").mkdir()  # its ledger of its own, as in compose
+    worker = Worker(dep, tmp_path / "worker", "worker", PYTHONPATH=str(REPO))
     try:
         worker.wait_ready(WAIT_S)
         with serving(dep, tmp_path) as (base, log):
