@@ -108,7 +108,6 @@ class Service:
     rules: Rules
     registry: Registry
     reads: AppealReads | None = None  # Open311 reads: the ledger's, or the dispatch topics'
-
     deliver: Callable[[RatingLink], None] | None = None
     board: Board | None = None  # the operations rooms' boards
 

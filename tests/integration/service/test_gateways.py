@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import select
 
 from streams.drivers.ledger import IntakeRecord
+from streams.service.ports import NotSent, Verdict
 from tests.integration.service.conftest import (
     GATEWAY,
     OTHER_GATEWAY,
@@ -122,3 +124,16 @@ def test_no_key_or_a_persons_key_is_401(served: Served) -> None:
         )
         assert r.status_code == 401
         assert r.headers["www-authenticate"] == "Bearer"
+
+
+def test_a_broker_that_does_not_answer_is_503_to_send_again(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(raw: str | bytes, received_from: str) -> Verdict:
+        raise NotSent("KafkaTimeoutError: Timeout after waiting for 30 secs")
+
+    monkeypatch.setattr(served.intake, "submit", down)
+    h = {"content-type": "application/cloudevents+json", **served.auth(GATEWAY)}
+    r = served.client.post("/v1/events", content=json.dumps(alarm()), headers=h)
+    assert r.status_code == 503 and r.headers["retry-after"] == "5", r.text
+    assert "send it again" in r.json()["detail"]

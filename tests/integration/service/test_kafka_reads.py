@@ -129,9 +129,19 @@ def serving(dep: Deployment, folder: Path) -> Iterator[tuple[str, Path]]:
             cwd=folder, env={**dep.env(), "PYTHONPATH": str(REPO)}, stdout=out,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+
+    def listening() -> bool:
+        try:
+            return httpx.get(f"{base}/openapi.json", timeout=5).status_code == 200
+        except httpx.TransportError:
+            return False
+
     try:
+        # two things, either first: the reader's history is handed on, and uvicorn listens
         until("the service's history read", lambda: b"history" in log.read_bytes(), log)
-        yield f"http://127.0.0.1:{port}", log
+        until("the service listening", listening, log)
+        yield base, log
     finally:
         proc.terminate()
         proc.wait(timeout=30)
