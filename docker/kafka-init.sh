@@ -15,8 +15,9 @@
 #            letters; reads and writes its forwarded, changelog and leader topics; group = app id;
 #            transactions (exactly_once) under the app id
 #   gateway  writes the alarm intake, nothing else (sensor gateways)
-#   service  writes every intake topic (appeals, urgent, patrol, actions, ratings, alarms);
-#            reads the dispatch topics, groups minhu-service*
+#   service  writes every intake topic (appeals, urgent, patrol, actions, ratings, alarms) and
+#            the dead letters of what its doors refuse (minhu serve --broker, mqtt-bridge);
+#            reads dispatch, closures and ratings (its board and Open311), in no group
 #   ops      reads the dispatch topics, groups minhu-ops-* (`minhu consume`)
 #   auditor  alone reads the dead-letter topic (clear personal data); reads the intake topics
 #            for `minhu replay --from kafka`; groups minhu-audit*
@@ -88,9 +89,8 @@ allow worker Write prefixed transactional-id "${APP}-"
 
 allow gateway Write literal topic "${P}intake.alarm"
 
-allow service Write literal topic "${INTAKE[@]}"
-allow service Read literal topic "${DISPATCH[@]}"
-allow service Read prefixed group minhu-service
+allow service Write literal topic "${INTAKE[@]}" "$DEADLETTER"
+allow service Read literal topic "${DISPATCH[@]}" "${P}closures" "${P}ratings"
 
 allow ops Read literal topic "${DISPATCH[@]}"
 allow ops Read prefixed group minhu-ops-

@@ -3,7 +3,9 @@
 - `embedded.py`: `demo`, `route`, `lives` — the engine in one process;
 - `kafka.py`: `worker`, `topics create`, `publish`, `consume` — the engine on Kafka;
 - `analysis.py`: `replay`, `report`, `export` — for analysts;
-- `tools.py`: `bench`, `rules check`, `schemas`.
+- `tools.py`: `bench`, `rules check`, `schemas`;
+- `service.py`: `serve`, `tokens` — the HTTP doors and their keys;
+- `mqtt.py`: `mqtt-bridge` — sensor gateways over MQTT onto Kafka.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ import argparse
 import sys
 
 from handlers.errors import ConfigError
-from streams.cli import analysis, embedded, kafka, tools
+from streams.cli import analysis, embedded, kafka, mqtt, service, tools
 
-GROUPS = (embedded, analysis, kafka, tools)
+GROUPS = (embedded, analysis, kafka, tools, service, mqtt)
 
 
 def build_parser() -> argparse.ArgumentParser:

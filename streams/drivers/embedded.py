@@ -27,12 +27,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from handlers.engine import Effects, Engine, Outcome
+from handlers.engine import Effects, Engine, IntakeRow, Outcome
 from handlers.lifecycle import CaseState
 from handlers.registry import Registry
 from handlers.rules import Rules
 from handlers.state import DictStore, Position
-from schemas import CaseRouted, CloudEvent
+from schemas import CaseRouted, CloudEvent, EventRejected
 from streams.drivers.ledger import Ledger, clock_step
 from streams.topics import Record, Topics
 
@@ -116,7 +116,9 @@ class EmbeddedRunner:
 
     # ---- records ----
 
-    def feed(self, raw: str | bytes, received_from: str, position: int | None = None) -> None:
+    def feed(self, raw: str | bytes, received_from: str, position: int | None = None) -> Effects:
+        """Decide one record; the returned `Effects` say what became of it (a replay's hold
+        only its outcome and the outputs emitted again)."""
         at = Position(received_from, position)
         self.tally.received += 1
         if self.ledger is not None:
@@ -128,7 +130,7 @@ class EmbeddedRunner:
                 for out in replay.outputs:
                     self._publish(out)
                 self.tally.count(replay.outcome)
-                return
+                return Effects(outputs=list(replay.outputs), outcome=replay.outcome)
         now = self.clock() if self.clock else None
         eff = self.engine.feed(
             raw, at, read_at=now, advance=self.clock is None, now=now or datetime.now(UTC)
@@ -142,6 +144,16 @@ class EmbeddedRunner:
             )
         self.tally.count(eff.outcome)
         self._apply(eff, at)
+        return eff
+
+    def refuse(self, dead: EventRejected, raw: str | bytes, at: Position) -> None:
+        """Record a dead letter a door refused by itself (the record never reached the
+        engine): it is published and written like any other, so nothing is lost silently."""
+        payload = raw if isinstance(raw, str) else raw.decode("utf-8", "backslashreplace")
+        self.tally.received += 1
+        self.tally.count("rejected")
+        row = IntakeRow(at, "rejected", None, dead.data.event_type, None, None, payload)
+        self._apply(Effects(outputs=[dead], intake=row, outcome="rejected"), at)
 
     def _apply(self, eff: Effects, at: Position | None) -> None:
         for out in eff.outputs:

@@ -36,3 +36,8 @@ class Intake(Protocol):
         does not own the sensor, one too large), with the reason: nothing is lost silently.
         `kind` is a dead letter's `error_kind`. Returns a `refused` verdict."""
         ...
+
+
+class NotSent(RuntimeError):
+    """The driver could not take the record now (a broker that does not answer): nothing was
+    decided, and the same record may be handed in again."""

@@ -375,8 +375,10 @@ def acl_problems(grants: list[Grant], users: set[str], topics: Topics, app_id: s
 
     expect("gateway", "Write", {topics.intake("alarm")})
     expect("gateway", "Read", set())
-    expect("service", "Write", intake)
-    expect("service", "Read", dispatch)
+    # The service publishes to the intake topics, dead-letters what its doors refuse, and
+    # reads back what the workers publish for its board and Open311.
+    expect("service", "Write", intake | {topics.deadletter})
+    expect("service", "Read", dispatch | {topics.closures, topics.ratings})
     expect("ops", "Write", set())
     expect("ops", "Read", dispatch)
     expect("worker", "Read", intake | own)
@@ -450,4 +452,65 @@ def ledger_problems(doc: dict[str, Any], sql: str) -> list[str]:
         )
     if svcs["postgres"].get("ports"):
         problems.append("postgres: published")
+    return problems
+
+
+# ---- the service, Mosquitto and the MQTT bridge -------------------------------------------------
+
+
+def mosquitto_problems(doc: dict[str, Any], conf: str, acl: str) -> list[str]:
+    """Mosquitto is closed: no anonymous client, its logins and ACL mounted from docker/mosquitto/
+    where the config looks for them, and the bridge's login may read the alarms there."""
+    problems = []
+    mosquitto = services(doc).get("mosquitto")
+    if mosquitto is None:
+        return ["no mosquitto service"]
+    settings = dict(
+        line.split(None, 1) for line in conf.splitlines() if line.strip() and line[0] != "#"
+    )
+    if settings.get("allow_anonymous", "").strip() != "false":
+        problems.append("mosquitto.conf: allow_anonymous is not false")
+    mounts = dict(
+        (target, source)
+        for source, target, *_ in (str(v).split(":") for v in mosquitto.get("volumes", []))
+    )
+    for key in ("password_file", "acl_file"):
+        path = settings.get(key, "").strip()
+        if not path:
+            problems.append(f"mosquitto.conf: no {key}")
+        elif not mounts.get(path, "").startswith("./mosquitto/"):
+            problems.append(f"mosquitto: {key} {path} is not mounted from docker/mosquitto/")
+    bridge = services(doc).get("mqtt-bridge", {})
+    benv = env_of(bridge)
+    host, _, port = benv.get("MINHU_MQTT_ADDRESS", "").rpartition(":")
+    if host != "mosquitto":
+        problems.append("mqtt-bridge: MINHU_MQTT_ADDRESS is not the mosquitto service")
+    listener = settings.get("listener", "").split()
+    if listener and port != listener[0]:
+        problems.append(f"mqtt-bridge: port {port} is not mosquitto's listener {listener[0]}")
+    if not set(bridge.get("networks", [])) & set(mosquitto.get("networks", [])):
+        problems.append("mqtt-bridge: shares no network with mosquitto")
+    user = benv.get("MINHU_MQTT_USERNAME", "")
+    if not re.search(rf"(?m)^user {re.escape(user)}\n(topic read [^\n]+\n)+", acl + "\n"):
+        problems.append(f"acl: the bridge's login {user or '(none)'} may read no topic")
+    return problems
+
+
+def service_problems(doc: dict[str, Any]) -> list[str]:
+    """`minhu serve` publishes to Kafka as the `service` login and never joins the ledger's
+    network (only the workers write the ledger)."""
+    service = services(doc).get("service")
+    if service is None:
+        return ["no service"]
+    problems = []
+    command = service.get("command") or []
+    if command[:1] != ["serve"]:
+        problems.append(f"service: runs {command!r}, not `minhu serve`")
+    senv = env_of(service)
+    if "--broker" not in command:  # MINHU_BROKER alone leaves `minhu serve` embedded
+        problems.append("service: no --broker (it would run embedded, apart from the workers)")
+    if senv.get("MINHU_SASL_USERNAME") != "service":
+        problems.append("service: does not log in to Kafka as `service`")
+    if "ledger" in service.get("networks", []):
+        problems.append("service: joins the ledger's network")
     return problems

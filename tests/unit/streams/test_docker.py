@@ -66,9 +66,8 @@ def env(doc: dict[str, Any], name: str) -> dict[str, Any]:
 
 def test_services(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert {"kafka", "kafka-init", "topics", "worker", "postgres", "prometheus", "grafana"} <= set(
-        services
-    )
+    assert {"kafka", "kafka-init", "topics", "worker", "postgres", "prometheus", "grafana",
+            "service", "mosquitto", "mqtt-bridge"} <= set(services)  # fmt: skip
     kafka = services["kafka"]
     assert kafka["image"].startswith("apache/kafka:")
     assert services["kafka-init"]["image"] == kafka["image"]  # its CLI tools
@@ -410,7 +409,11 @@ def test_the_acl_script_grants_each_user_its_own_and_no_more(
     assert broken(G("gateway", "Read", "literal", "topic", alarm))
     assert broken(G("ops", "Read", "prefixed", "topic", topics.prefix))  # reaches dead letters
     assert broken(G("worker", "Read", "literal", "topic", topics.deadletter))
-    assert broken(G("service", "Write", "literal", "topic", topics.deadletter))
+    assert broken(G("service", "Read", "literal", "topic", topics.deadletter))
+    assert broken(G("service", "Write", "literal", "topic", topics.closures))
+    assert broken(drop=G("service", "Write", "literal", "topic", topics.deadletter))
+    assert broken(drop=G("service", "Read", "literal", "topic", topics.closures))
+    assert broken(drop=G("service", "Read", "literal", "topic", topics.ratings))
     assert broken(G("ops", "Read", "literal", "group", app))  # the workers' group
     assert broken(G("stranger", "Read", "literal", "topic", topics.dispatch(Tier.GRID)))
     assert broken(G("auditor", "All", "literal", "topic", topics.deadletter))
@@ -533,3 +536,51 @@ def test_the_ledger_roles_on_a_real_server() -> None:
         assert leftover.stdout.strip() == "0"  # rolled back
     finally:
         subprocess.run([*admin, "-c", f"DROP DATABASE IF EXISTS {scratch}"], capture_output=True)
+
+
+def test_the_service_publishes_to_kafka_as_its_own_login(compose: dict[str, Any]) -> None:
+    assert cc.service_problems(compose) == []
+    assert svc(compose, "service")["ports"] == ["127.0.0.1:8311:8311"]
+    broken = copy.deepcopy(compose)
+    env(broken, "service")["MINHU_SASL_USERNAME"] = "worker"
+    assert cc.service_problems(broken)
+    broken = copy.deepcopy(compose)
+    svc(broken, "service")["command"] = ["serve", "--host", "0.0.0.0"]
+    env(broken, "service")["MINHU_BROKER"] = "kafka:9092"
+    assert cc.service_problems(broken)
+    broken = copy.deepcopy(compose)
+    svc(broken, "service")["networks"] = ["kafka", "ledger"]
+    assert cc.service_problems(broken)
+    broken = copy.deepcopy(compose)
+    svc(broken, "service")["ports"] = ["8311:8311"]
+    assert cc.published_beyond_loopback(broken)
+
+
+def test_mosquitto_is_closed_and_the_bridge_reaches_it(compose: dict[str, Any]) -> None:
+    conf, acl = text("mosquitto/mosquitto.conf"), text("mosquitto/acl")
+    assert cc.mosquitto_problems(compose, conf, acl) == []
+    assert svc(compose, "mqtt-bridge")["command"] == ["mqtt-bridge"]
+    assert cc.mosquitto_problems(compose, conf.replace("allow_anonymous false", ""), acl)
+    assert cc.mosquitto_problems(
+        compose, conf.replace("allow_anonymous false", "allow_anonymous true"), acl
+    )
+    assert cc.mosquitto_problems(compose, conf, acl.replace("user minhu-bridge", "user other"))
+    for service, key, value in [
+        ("mqtt-bridge", "MINHU_MQTT_ADDRESS", "127.0.0.1:1883"),
+        ("mqtt-bridge", "MINHU_MQTT_ADDRESS", "mosquitto:8883"),
+        ("mqtt-bridge", "networks", ["kafka"]),
+        ("mosquitto", "volumes", ["./mosquitto/mosquitto.conf:/mosquitto/config/mosquitto.conf"]),
+    ]:
+        broken = copy.deepcopy(compose)
+        if key == "MINHU_MQTT_ADDRESS":
+            env(broken, service)[key] = value
+        else:
+            svc(broken, service)[key] = value
+        assert cc.mosquitto_problems(broken, conf, acl), (service, key, value)
+    dockerfile = text("Dockerfile")
+    broken = copy.deepcopy(compose)
+    svc(broken, "mosquitto")["user"] = "root"
+    assert cc.root_service_problems(broken, dockerfile)
+    broken = copy.deepcopy(compose)
+    svc(broken, "mosquitto")["ports"] = ["1883:1883"]
+    assert cc.published_beyond_loopback(broken)
