@@ -99,6 +99,7 @@ LIVE_LAG = timedelta(seconds=0.5)  # the wall clock a caught-up partition runs o
 # 8,165 actions so). What waits is what one input is ahead of another in event time.
 IDLE = 2.0  # seconds without a new record after which a caught-up partition is idle
 GAP_WAIT = 30.0  # seconds a record ahead of a missing offset waits for it
+MERGE_STALL = 10.0  # seconds a merge may hold records without releasing one before it says why
 GAP_RESEEK = 2.0  # seconds after which the missing offset is asked for again (sought)
 EXIT_BROKER_LOST = 3
 EXIT_CRASHED = 4
@@ -149,6 +150,8 @@ class Part:
     ahead: dict[str, dict[int, tuple[Any, bool]]] = field(default_factory=dict)
     ahead_since: dict[str, float] = field(default_factory=dict)
     resought: set[str] = field(default_factory=set)  # topics whose gap was sought again
+    stalled_since: float = field(default_factory=time.monotonic)  # merge last released
+    blocked_since: dict[str, float] = field(default_factory=dict)  # topic -> waited on since
 
 
 @dataclass
@@ -500,6 +503,9 @@ class MinhuWorker:
         batch = Batch()
         wall = datetime.now(UTC)
         await self._mind_gaps()
+        if self.rebalancing:
+            return
+        seeks: list[tuple[Any, int]] = []
         for part in list(self.parts.values()):
             # Nothing this batch decides is forgotten before the batch is written: a worker
             # killed in between reads it again and must find it (a backlog can run through
@@ -514,16 +520,54 @@ class MinhuWorker:
                 batch.steps.append((part, eff, item.position, item))
             part.urgent.clear()
             released = part.merge.release(self._reader(part))
+            took = False
             for item in released:
+                took = True
                 eff = part.engine.feed(item.raw, item.position, now=wall)
                 self._hold(part, eff)
                 batch.steps.append((part, eff, item.position, item))
+            self._watch_merge(part, took, seeks)
             if self._live(part, wall):
                 eff = part.engine.advance(wall - LIVE_LAG)
                 if eff.outputs or eff.written:
                     batch.steps.append((part, eff, None, None))
         if batch.steps:
             await self._write(batch)
+        for tp, offset in seeks:
+            await self.app.consumer.seek(tp, offset)
+
+    def _watch_merge(self, part: Part, took: bool, seeks: list[tuple[Any, int]]) -> None:
+        """A merge holding records waits for inputs with nothing to read that are not caught up
+        with the broker. One that has not delivered for `GAP_RESEEK` seconds is sought again at
+        its next offset: Faust drops a record older than the last it delivered on its
+        partition, so records fetched before a seek and delivered after it (then let go of as
+        stale) can hide the records the seek asked for, for good. Every `MERGE_STALL` seconds
+        the worker says what its merge waits for. The seeks are added to `seeks`."""
+        now = time.monotonic()
+        if took or not part.merge:
+            part.stalled_since = now
+            part.blocked_since.clear()
+            return
+        waiting = []
+        for topic, queue in part.merge.queues.items():
+            if queue or part.ahead.get(topic) or self._caught_up(part, topic) is not False:
+                part.blocked_since.pop(topic, None)
+                continue
+            tp = faust.types.TP(topic, part.partition)
+            high = self.app.consumer.highwater(tp)
+            waiting.append(f"{topic} at {part.next.get(topic)} (high watermark {high})")
+            since = part.blocked_since.setdefault(topic, now)
+            if now - since >= GAP_RESEEK:
+                part.blocked_since[topic] = now
+                seeks.append((tp, part.next.get(topic, 0)))
+        if now - part.stalled_since >= MERGE_STALL:
+            part.stalled_since = now
+            log.warning(
+                "partition %d: %d records wait in the merge for %s",
+                part.partition,
+                len(part.merge),
+                "; ".join(waiting) or "inputs the broker has not answered for",
+            )
 
     @staticmethod
     def _hold(part: Part, eff: Effects) -> None:
