@@ -30,9 +30,10 @@ failed in a rebalance), and a record read again long after it was decided may fi
 identity forgotten (`memory.identities`) and be decided a second time. The changelog holds
 the positions in the same partition as the buckets, written after them: a worker that takes
 a partition seeks each input back to where its state stands, and skips what its state holds.
-Every record received is acknowledged once, when its effects are written or when it is let go
-of in a rebalance (it is read again from the state's position), so a revocation never waits
-on records that a merge no longer running would hold.
+A record is acknowledged once decided and written (or found decided already), and so is any
+copy of it Faust delivered meanwhile, so that the group's committed offsets never pass a
+record not yet decided — except for the records let go of in a rebalance, acknowledged so that
+the revocation does not wait on them, and read again from the positions in the state.
 
 Time: the engine's clock is the latest event time it has decided. When the worker has read all
 there is on a partition, the wall clock drives it instead (`--clock live`, the default): a
@@ -146,6 +147,8 @@ class Part:
     # Offsets decided ahead of their input's first undecided one (the life-safety lane takes
     # a live alarm before the backlog of its topic), per topic; skipped when read again.
     decided_ahead: dict[str, set[int]] = field(default_factory=dict)
+    # Copies of records still waiting, delivered again: acknowledged with the one decided.
+    copies: dict[tuple[str, int], list[Any]] = field(default_factory=dict)
     positions_written: bytes = b""
     ahead: dict[str, dict[int, tuple[Any, bool]]] = field(default_factory=dict)
     ahead_since: dict[str, float] = field(default_factory=dict)
@@ -252,10 +255,9 @@ class MinhuWorker:
     def let_go(self) -> None:
         """A rebalance has started: let go of every record waiting to be decided. Faust's
         revocation waits until each record it delivered is acknowledged or gone, and these
-        would wait for a merge that no longer runs. So each is acknowledged (every record
-        received is, once: when its effects are written, or when it is let go of) and read
-        again, as the engines are rebuilt and each input sought back to where the state says
-        it stands (`_build`); the group's committed offsets may pass them meanwhile."""
+        would wait for a merge that no longer runs. So each is acknowledged, and read again
+        from where the state says each input stands: the engines are rebuilt and each input
+        sought back there (`_build`), since the group's committed offsets may pass them."""
         for part in self.parts.values():
             for queue in part.merge.queues.values():
                 for held in queue:
@@ -264,6 +266,9 @@ class MinhuWorker:
                 item.event.ack()
             for waiting in part.ahead.values():
                 for event, _ in waiting.values():
+                    event.ack()
+            for copies in part.copies.values():
+                for event in copies:
                     event.ack()
         self.parts.clear()
 
@@ -400,18 +405,34 @@ class MinhuWorker:
             return
         expected = part.next.get(msg.topic, msg.offset)
         if msg.offset < expected:
-            event.ack()
-            return  # delivered again: this partition has it already (decided, or waiting)
+            # Delivered again: this partition has it already. Acknowledged if decided; a copy
+            # of one still waiting is acknowledged with it, once it is decided (acknowledged
+            # now, it would let the group's committed offset pass a record not yet decided).
+            if self._waiting(part, msg.topic, msg.offset):
+                part.copies.setdefault((msg.topic, msg.offset), []).append(event)
+            else:
+                event.ack()
+            return
         if msg.offset > expected:
             waiting = part.ahead.setdefault(msg.topic, {})
-            if msg.offset in waiting:
-                event.ack()  # a second copy of one already waiting
+            if msg.offset in waiting:  # a second copy of one already waiting: as above
+                part.copies.setdefault((msg.topic, msg.offset), []).append(event)
                 return
             waiting[msg.offset] = (event, lane)
             part.ahead_since.setdefault(msg.topic, time.monotonic())
             return
         self._take(part, event, lane)
         self._take_waiting(part, msg.topic)
+
+    @staticmethod
+    def _waiting(part: Part, topic: str, offset: int) -> bool:
+        """Whether a record taken at this offset still waits to be decided."""
+        queue = part.merge.queues[topic]
+        if queue and offset >= queue[0].offset:
+            return True
+        return any(
+            i.event.message.topic == topic and i.event.message.offset == offset for i in part.urgent
+        )
 
     def _take_waiting(self, part: Part, topic: str) -> None:
         """Records held ahead that are next now."""
@@ -671,9 +692,12 @@ class MinhuWorker:
                     part.positions_written = writes_pos
         if sent:
             await asyncio.gather(*sent)
-        for _, _, _, item in batch.steps:
+        for part, _, _, item in batch.steps:
             if item is not None:
                 item.event.ack()
+                msg = item.event.message
+                for copy in part.copies.pop((msg.topic, msg.offset), ()):
+                    copy.ack()
 
     def _observe(self, eff: Effects, item: Item | None) -> None:
         for out in eff.outputs:
