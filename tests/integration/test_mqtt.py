@@ -10,6 +10,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
@@ -19,7 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from handlers.registry import Registry
 from handlers.rules import Rules
 from schemas.common import MAX_RECORD_BYTES
-from streams.service.mqtt import MqttSettings, run_bridge
+from streams.service.mqtt import Bridge, MqttSettings, run_bridge
 from streams.service.ports import Verdict
 from tests.conftest import EventFactory
 from tests.integration.kafka_helpers import MINHU, Deployment, read
@@ -61,13 +62,24 @@ def gateway() -> Iterator[Gateway]:
     g.close()
 
 
+@contextmanager
+def subscribed(
+    intake: RunnerIntake, registry: Registry, settings: MqttSettings
+) -> Iterator[Bridge]:
+    """A bridge onto `intake`, once it has subscribed; stopped at the end."""
+    bridge = run_bridge(intake, registry, settings)
+    try:
+        assert bridge.subscribed.wait(30)
+        yield bridge
+    finally:
+        bridge.stop()
+
+
 def test_a_good_alarm_opens_a_case_at_once(
     rules: Rules, registry: Registry, make: EventFactory, settings: MqttSettings, gateway: Gateway
 ) -> None:
     intake = RunnerIntake(rules, registry)
-    bridge = run_bridge(intake, registry, settings)
-    try:
-        assert bridge.subscribed.wait(30)
+    with subscribed(intake, registry, settings) as bridge:
         alarm = make.alarm(SENSOR, GW, "gas_leak", time=now(), id_=f"a-{uuid.uuid4().hex}")
         started = time.monotonic()
         gateway.publish(settings.alarm_topic(GW), alarm)
@@ -80,15 +92,12 @@ def test_a_good_alarm_opens_a_case_at_once(
         assert bridge.counts == {"accepted": 1}
         assert intake.dead_letters() == []
         print(f"MQTT publish → case routed in {took * 1000:.1f} ms")
-    finally:
-        bridge.stop()
 
 
 def test_bad_payloads_are_dead_lettered_with_the_reason(
     rules: Rules, registry: Registry, make: EventFactory, settings: MqttSettings, gateway: Gateway
 ) -> None:
     intake = RunnerIntake(rules, registry)
-    bridge = run_bridge(intake, registry, settings)
     topic = settings.alarm_topic(GW)
     cases: list[tuple[str, str | bytes, str, str]] = [
         (topic, b"{not json", "malformed_json", "malformed JSON"),
@@ -115,8 +124,7 @@ def test_bad_payloads_are_dead_lettered_with_the_reason(
         ),
         (topic, make.alarm("ghost-sensor", GW, "gas_leak", time=now()), "unknown_sensor", "ghost"),
     ]
-    try:
-        assert bridge.subscribed.wait(30)
+    with subscribed(intake, registry, settings) as bridge:
         for t, payload, _, _ in cases:
             gateway.publish(t, payload)
         wait_for(lambda: len(intake.dead_letters()) >= len(cases), what="every dead letter")
@@ -128,8 +136,6 @@ def test_bad_payloads_are_dead_lettered_with_the_reason(
         assert "bytes in all" in dead[2].data.payload  # kept short, with its length
         assert intake.routed() == []
         assert bridge.counts == {"refused": len(cases)}
-    finally:
-        bridge.stop()
 
 
 def test_an_alarm_published_while_the_bridge_is_down_arrives_when_it_is_back(
@@ -167,32 +173,24 @@ def test_a_message_the_intake_did_not_take_is_delivered_again(
     rules: Rules, registry: Registry, make: EventFactory, settings: MqttSettings, gateway: Gateway
 ) -> None:
     intake = FailsOnce(rules, registry)
-    bridge = run_bridge(intake, registry, settings)
-    try:
-        assert bridge.subscribed.wait(30)
+    with subscribed(intake, registry, settings) as bridge:
         gateway.publish(settings.alarm_topic(GW), make.alarm(SENSOR, GW, "gas_leak", time=now()))
         wait_for(lambda: intake.routed(), what="the alarm, delivered again")
         assert bridge.counts == {"failed": 1, "accepted": 1}
         assert len(intake.routed()) == 1
-    finally:
-        bridge.stop()
 
 
 def test_a_repeated_alarm_is_a_duplicate_not_a_second_case(
     rules: Rules, registry: Registry, make: EventFactory, settings: MqttSettings, gateway: Gateway
 ) -> None:
     intake = RunnerIntake(rules, registry)
-    bridge = run_bridge(intake, registry, settings)
-    try:
-        assert bridge.subscribed.wait(30)
+    with subscribed(intake, registry, settings) as bridge:
         alarm = make.alarm(SENSOR, GW, "gas_leak", time=now(), id_=f"a-{uuid.uuid4().hex}")
         gateway.publish(settings.alarm_topic(GW), alarm)
         gateway.publish(settings.alarm_topic(GW), alarm)
         wait_for(lambda: sum(bridge.counts.values()) == 2, what="both messages taken")
         assert bridge.counts == {"accepted": 1, "duplicate": 1}
         assert len(intake.routed()) == 1
-    finally:
-        bridge.stop()
 
 
 @pytest.mark.kafka

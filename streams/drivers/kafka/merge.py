@@ -42,16 +42,6 @@ class Merge(Generic[T]):
     def add(self, source: str, timestamp: float, offset: int, item: T) -> None:
         self.queues[source].append(Held(timestamp, self.rank[source], offset, item))
 
-    def discard(self, keep: Callable[[T], bool]) -> list[T]:
-        """Drop what `keep` refuses (records of a partition no longer assigned)."""
-        dropped: list[T] = []
-        for q in self.queues.values():
-            kept = deque(h for h in q if keep(h.item))
-            dropped.extend(h.item for h in q if not keep(h.item))
-            q.clear()
-            q.extend(kept)
-        return dropped
-
     def release(self, caught_up: Callable[[str], bool | None]) -> Iterator[T]:
         """The records that can be decided now, earliest first. `caught_up(source)` says True
         (nothing left to read), False (more to read) or None (the broker has not said yet):

@@ -444,13 +444,13 @@ class MinhuWorker:
             part.ahead_since.pop(topic, None)
             part.resought.discard(topic)
 
-    async def _mind_gaps(self) -> None:
+    def _mind_gaps(self, seeks: list[tuple[Any, int]]) -> None:
         """Records waiting ahead of a missing offset. After `GAP_RESEEK` seconds the input is
         sought back to it: a seek races with records Faust fetched before it, and Faust drops
         a record it has delivered a later one than (its read offset), so a record sought
         once can be skipped over. After `GAP_WAIT` seconds the offsets are taken as never
         coming (transaction markers, compaction) and the partition goes on from the first
-        that did."""
+        that did. The seeks are added to `seeks`."""
         now = time.monotonic()
         for part in list(self.parts.values()):
             for topic, since in list(part.ahead_since.items()):
@@ -459,8 +459,7 @@ class MinhuWorker:
                     continue
                 if now - since >= GAP_RESEEK and topic not in part.resought:
                     part.resought.add(topic)
-                    tp = faust.types.TP(topic, part.partition)
-                    await self.app.consumer.seek(tp, part.next[topic])
+                    seeks.append((faust.types.TP(topic, part.partition), part.next[topic]))
                     continue
                 if now - since < GAP_WAIT:
                     continue
@@ -523,10 +522,8 @@ class MinhuWorker:
             return  # the engines are let go of, and rebuilt once the tables are recovered
         batch = Batch()
         wall = datetime.now(UTC)
-        await self._mind_gaps()
-        if self.rebalancing:
-            return
-        seeks: list[tuple[Any, int]] = []
+        seeks: list[tuple[Any, int]] = []  # inputs asked for again, once the batch is written
+        self._mind_gaps(seeks)
         for part in list(self.parts.values()):
             # Nothing this batch decides is forgotten before the batch is written: a worker
             # killed in between reads it again and must find it (a backlog can run through
