@@ -1,14 +1,21 @@
-"""`minhu bench kafka`: one worker against a raw passthrough on the same broker, and the
-latency of a gas alarm while other traffic flows.
+"""`minhu bench kafka`: the worker against plain consume → produce jobs on the same broker,
+and the latency of a gas alarm, idle and while the appeal intake is saturated.
 
-1. **Throughput.** The same intake records are published to two fresh sets of topics. One
-   `minhu worker` routes the first set; a passthrough app (Faust, the same client library,
-   consume → produce, no decisions) copies the second. Each rate is records in divided by the
-   span between the first and the last output record's broker timestamps, so start-up and
-   group joins do not count. `ratio` = worker / passthrough.
-2. **Latency.** While a background producer publishes about `rate` intake records per second,
-   a probe publishes a gas alarm every 100 ms and waits for its record on the grid dispatch
-   topic; p50 and p99 of publish → arrival at a consumer.
+Prints one JSON object (all figures from the same run, on the same broker):
+
+1. **Throughput.** The same intake records are published to fresh sets of topics, one set per
+   job; each job then drains its set. A job's rate is records in divided by the span between
+   its first and last output record's broker timestamps, so start-up and group joins do not
+   count. The jobs: `worker` (one `minhu worker`), `two_workers` (two in one group, same
+   partitions), `passthrough` (a Faust agent copying bytes, the same client library as the
+   worker) and `aiokafka` (a hand-written aiokafka loop copying batches). `ratio` = worker /
+   passthrough; `scale_ratio` = two workers / one.
+2. **Latency.** A probe publishes a gas alarm every 100 ms and waits for its record on the
+   grid dispatch topic; publish → arrival at a consumer. First with nothing else flowing
+   (`idle_p50_ms`, `idle_p99_ms`), then while a background producer publishes appeals and
+   patrol reports at `rate` per second, faster than the worker routes them (`p50_ms`,
+   `p99_ms`, with `background_rate_per_s`, `background_routed_per_s` and the backlog reached,
+   `backlog_records`: published but not yet routed when the probing stopped).
 """
 
 from __future__ import annotations
@@ -20,11 +27,11 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer
 
 from handlers.registry import Registry
 from handlers.rules import Rules
@@ -106,57 +113,102 @@ def _publish_all(
         return [line for n, line in enumerate(lines) if pub.publish(line, n).ok]
 
 
+WORKER_CMD = [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"]
+JOBS = ("worker", "two_workers", "passthrough", "aiokafka")
+
+
+def _start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _stop(procs: Iterable[subprocess.Popen[bytes]]) -> None:
+    procs = list(procs)
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
 def throughput(
     broker: str, rules: Rules, registry: Registry, events: int, partitions: int
 ) -> dict[str, Any]:
     lines = [line for line in StreamGenerator(registry, seed=3).lines(events) if '"minhu.' in line]
     run = uuid.uuid4().hex[:6]
-    worker_t, pass_t = Topics(f"bw{run}."), Topics(f"bp{run}.")
-    for t, app in ((worker_t, f"bench-w-{run}"), (pass_t, f"bench-p-{run}")):
-        create_topics(broker, plan(t, app, partitions, 3_600_000, 3_600_000))
-    create_topics(broker, [TopicPlan(pass_t.prefix + PASSTHROUGH_OUT, partitions, 3_600_000)])
-    sent_lines = _publish_all(broker, worker_t, lines, rules, registry)
-    _publish_all(broker, pass_t, lines, rules, registry)
-    sent = len(sent_lines)
-    distinct = len({(d.get("source"), d.get("id")) for d in map(_loads, sent_lines) if d})
-
-    results: dict[str, Any] = {"records": sent}
-    for name, topics, app, cmd, outs in (
-        (
-            "worker",
-            worker_t,
-            f"bench-w-{run}",
-            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"],
-            [*(worker_t.dispatch(t) for t in Tier), worker_t.deadletter],
-        ),
-        (
-            "passthrough",
-            pass_t,
-            f"bench-p-{run}",
-            [sys.executable, "-m", "streams.bench.kafka", "passthrough"],
-            [pass_t.prefix + PASSTHROUGH_OUT],
-        ),
-    ):
-        proc = subprocess.Popen(
-            cmd,
-            env=_env(broker, topics.prefix, app, partitions),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            count = _origin if name == "worker" else (lambda r: f"{r.partition}:{r.offset}")
+    results: dict[str, Any] = {}
+    for job in JOBS:
+        topics, app = Topics(f"b{job[:2]}{run}."), f"bench-{job}-{run}"
+        create_topics(broker, plan(topics, app, partitions, 3_600_000, 3_600_000))
+        if job in ("passthrough", "aiokafka"):
+            out = topics.prefix + PASSTHROUGH_OUT
+            create_topics(broker, [TopicPlan(out, partitions, 3_600_000)])
+            cmds = [[sys.executable, "-m", "streams.bench.kafka", job]]
+            outs: list[str] = [out]
+            count: Callable[[Any], str | None] = _position
+        else:
+            cmds = [WORKER_CMD] * (2 if job == "two_workers" else 1)
+            outs = [*(topics.dispatch(t) for t in Tier), topics.deadletter]
+            count = _origin
+        sent_lines = _publish_all(broker, topics, lines, rules, registry)
+        if job in ("worker", "two_workers"):
             # the worker answers each distinct event once (duplicates are dropped)
-            n, span = _outputs_span(
-                broker, outs, distinct if name == "worker" else sent, 600, count
-            )
+            expected = len({(d.get("source"), d.get("id")) for d in map(_loads, sent_lines) if d})
+        else:
+            expected = len(sent_lines)
+        results.setdefault("records", len(sent_lines))
+        procs = [_start(cmd, _env(broker, topics.prefix, app, partitions)) for cmd in cmds]
+        try:
+            n, span = _outputs_span(broker, outs, expected, 600, count)
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-        results[f"{name}_records_out"] = n
-        results[f"{name}_events_per_s"] = round(n / span) if span and span > 0 else None
-    w, p = results["worker_events_per_s"], results["passthrough_events_per_s"]
-    results["ratio"] = round(w / p, 3) if w and p else None
+            _stop(procs)
+        results[f"{job}_records_out"] = n
+        results[f"{job}_events_per_s"] = round(n / span) if span and span > 0 else None
+
+    def over(a: str, b: str) -> float | None:
+        x, y = results[f"{a}_events_per_s"], results[f"{b}_events_per_s"]
+        return round(x / y, 3) if x and y else None
+
+    results["ratio"] = over("worker", "passthrough")
+    results["ratio_vs_aiokafka"] = over("worker", "aiokafka")
+    results["scale_ratio"] = over("two_workers", "worker")
     return results
+
+
+def _position(record: Any) -> str:
+    return f"{record.partition}:{record.offset}"
+
+
+class _Routed(threading.Thread):
+    """Counts the distinct events the worker has answered on its output topics, by origin."""
+
+    def __init__(self, broker: str, topics: Topics) -> None:
+        super().__init__(daemon=True)
+        self.consumer = KafkaConsumer(
+            *(topics.dispatch(t) for t in Tier),
+            topics.deadletter,
+            bootstrap_servers=broker,
+            group_id=f"routed-{uuid.uuid4().hex[:8]}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+        )
+        self.seen: set[str] = set()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                for records in self.consumer.poll(timeout_ms=200).values():
+                    for r in records:
+                        origin = _origin(r)
+                        if origin is not None and not origin.startswith("probe-"):
+                            self.seen.add(origin)
+        finally:
+            self.consumer.close()
 
 
 def latency(
@@ -165,12 +217,7 @@ def latency(
     run = uuid.uuid4().hex[:6]
     topics, app = Topics(f"bl{run}."), f"bench-l-{run}"
     create_topics(broker, plan(topics, app, partitions, 3_600_000, 3_600_000))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"],
-        env=_env(broker, topics.prefix, app, partitions),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = _start(WORKER_CMD, _env(broker, topics.prefix, app, partitions))
     consumer = KafkaConsumer(
         topics.dispatch(Tier.GRID),
         bootstrap_servers=broker,
@@ -178,6 +225,7 @@ def latency(
         auto_offset_reset="earliest",
         session_timeout_ms=6000,
         heartbeat_interval_ms=1000,
+        fetch_max_wait_ms=5,  # an operations room's client, waiting for the next dispatch
     )
     gas = sorted(
         (s for s in registry.sensors.values() if AlarmType.GAS_LEAK in s.alarm_types),
@@ -193,64 +241,76 @@ def latency(
         with Publisher(broker, rules, registry, topics) as pub:
             while not stop.is_set():
                 started = time.monotonic()
-                for _ in range(rate // 10):
+                for _ in range(max(1, rate // 10)):
                     doc = (
                         background.appeal(datetime.now(UTC))
                         if sent_bg[0] % 5
                         else background.patrol(datetime.now(UTC))
                     )
-                    pub.publish(json.dumps(doc, ensure_ascii=False))
-                    sent_bg[0] += 1
+                    if pub.publish(json.dumps(doc, ensure_ascii=False)).ok:
+                        sent_bg[0] += 1
                 pub.flush()
                 time.sleep(max(0.0, 0.1 - (time.monotonic() - started)))
         flow_span[1] = time.monotonic()
 
-    probe = KafkaProducer(bootstrap_servers=broker, acks="all", linger_ms=0)
-    samples: list[float] = []
+    probe = Publisher(broker, rules, registry, topics)
+    idle: list[float] = []
+    busy: list[float] = []
     pending: dict[str, float] = {}
-    warm = threading.Thread(target=flow, daemon=True)
-    try:
-        # Wait until the worker answers one alarm before measuring.
-        _probe(probe, topics, gas[0], pending, "warm-up")
-        _collect(consumer, pending, [], 120)
-        warm.start()
-        time.sleep(2)
-        t_end = time.monotonic() + seconds
-        i = 0
+    routed = _Routed(broker, topics)
+    load = threading.Thread(target=flow, daemon=True)
+    probes = [0]
+
+    def probing(samples: list[float], span: float) -> None:
+        t_end = time.monotonic() + span
         while time.monotonic() < t_end:
-            _probe(probe, topics, gas[i % len(gas)], pending, f"{run}-{i}")
-            i += 1
+            _probe(probe, gas[probes[0] % len(gas)], pending, f"{run}-{probes[0]}")
+            probes[0] += 1
             _collect(consumer, pending, samples, 0.1)
         _collect(consumer, pending, samples, 10)
+
+    try:
+        # Wait until the worker answers one alarm before measuring.
+        _probe(probe, gas[0], pending, "warm-up")
+        _collect(consumer, pending, [], 120)
+        probing(idle, seconds)
+        routed.start()
+        load.start()
+        time.sleep(2)
+        probing(busy, seconds)
+        stop.set()
+        load.join(timeout=30)
+        backlog = sent_bg[0] - len(routed.seen)
+        routed_bg = len(routed.seen)
     finally:
         stop.set()
-        if warm.is_alive():
-            warm.join(timeout=30)
+        routed.stop.set()
         consumer.close()
         probe.close()
-        proc.terminate()
-        proc.wait(timeout=30)
-    samples.sort()
-
-    def pct(q: float) -> float | None:
-        return (
-            round(samples[min(len(samples) - 1, int(q * len(samples)))] * 1000, 1)
-            if samples
-            else None
-        )
-
+        _stop([proc])
+    busy_s = max(flow_span[1] - flow_span[0], 1e-9)
     return {
-        "background_rate_per_s": round(sent_bg[0] / max(flow_span[1] - flow_span[0], 1e-9)),
-        "probes": i,
-        "answered": len(samples),
-        "p50_ms": pct(0.5),
-        "p99_ms": pct(0.99),
+        "idle_probes": len(idle),
+        "idle_p50_ms": _pct(idle, 0.5),
+        "idle_p99_ms": _pct(idle, 0.99),
+        "probes": probes[0],
+        "answered": len(idle) + len(busy),
+        "p50_ms": _pct(busy, 0.5),
+        "p99_ms": _pct(busy, 0.99),
+        "background_rate_per_s": round(sent_bg[0] / busy_s),
+        "background_routed_per_s": round(routed_bg / busy_s),
+        "backlog_records": backlog,
     }
 
 
-def _probe(
-    producer: KafkaProducer, topics: Topics, sensor: Any, pending: dict[str, float], tag: str
-) -> None:
+def _pct(samples: list[float], q: float) -> float | None:
+    if not samples:
+        return None
+    ordered = sorted(samples)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
+
+
+def _probe(publisher: Publisher, sensor: Any, pending: dict[str, float], tag: str) -> None:
     event_id = f"probe-{tag}"
     doc = {
         "specversion": "1.0",
@@ -267,12 +327,8 @@ def _probe(
         },
     }
     pending[event_id] = time.monotonic()
-    producer.send(
-        topics.intake("alarm"),
-        key=f"alarm|{sensor.id}|gas_leak".encode(),
-        value=json.dumps(doc).encode(),
-    )
-    producer.flush()
+    publisher.publish(json.dumps(doc))
+    publisher.flush()
 
 
 def _collect(
@@ -322,5 +378,49 @@ def passthrough_main() -> None:
     faust.Worker(app, loglevel="warning", quiet=True).execute_from_commandline()
 
 
+def aiokafka_main() -> None:
+    """The hand-written loop: aiokafka, intake topics → one output topic, a batch at a time,
+    bytes untouched, offsets committed after each batch is acknowledged."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    prefix = os.environ["MINHU_TOPIC_PREFIX"]
+    topics = Topics(prefix)
+    broker = os.environ["MINHU_BROKER"]
+
+    async def loop() -> None:
+        consumer = AIOKafkaConsumer(
+            *(topics.intake(k) for k in INTAKE_KINDS),
+            bootstrap_servers=broker,
+            group_id=os.environ["MINHU_APP_ID"],
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+        )
+        producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all", linger_ms=5)
+        await consumer.start()
+        await producer.start()
+        try:
+            while True:
+                batch = await consumer.getmany(timeout_ms=500, max_records=2000)
+                sent = [
+                    await producer.send(prefix + PASSTHROUGH_OUT, value=r.value, key=r.key)
+                    for records in batch.values()
+                    for r in records
+                ]
+                if sent:
+                    await asyncio.gather(*sent)
+                    await consumer.commit()
+        finally:
+            await producer.stop()
+            await consumer.stop()
+
+    asyncio.run(loop())
+
+
 if __name__ == "__main__" and sys.argv[1:] == ["passthrough"]:
     passthrough_main()
+elif __name__ == "__main__" and sys.argv[1:] == ["aiokafka"]:
+    aiokafka_main()

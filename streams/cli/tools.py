@@ -18,13 +18,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from streams.bench.kafka import latency, throughput
 
         s = worker_settings(args)
+        partitions = args.partitions or 4
         result = {
-            "throughput": throughput(
-                s.broker, rules, registry, args.events or 20_000, args.partitions or 4
-            ),
-            "latency": latency(
-                s.broker, rules, registry, args.rate, args.seconds, args.partitions or 4
-            ),
+            **throughput(s.broker, rules, registry, args.events or 20_000, partitions),
+            **latency(s.broker, rules, registry, args.rate, args.seconds, partitions),
         }
     elif args.target == "replay":
         from streams.bench.core import replay_bench
@@ -93,11 +90,15 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     b.add_argument(
         "--rate",
         type=int,
-        default=1000,
-        help="kafka: background intake records per second during the latency run",
+        default=3000,
+        help="kafka: appeals and patrol reports published per second while the alarm latency "
+        "is measured under load (more than a worker routes, so that its backlog grows)",
     )
     b.add_argument(
-        "--seconds", type=float, default=30.0, help="kafka: how long the latency run probes"
+        "--seconds",
+        type=float,
+        default=30.0,
+        help="kafka: how long each latency run (idle, then under load) probes",
     )
     b.add_argument(
         "--ledger-events",
