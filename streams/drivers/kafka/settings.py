@@ -147,6 +147,14 @@ class WorkerSettings(BaseModel):
         gt=0,
         description="How long a batch waits to fill before it is decided anyway.",
     )
+    decide_budget_ms: float = Field(
+        40.0,
+        gt=0,
+        description="How long the worker decides records of its backlog before it writes "
+        "them and lets the life-safety lane in: a critical alarm that arrives while a backlog "
+        "is decided waits for at most about one slice and its writing. Lower cuts that wait, "
+        "at the cost of a write (a flush and the state's round trip) per slice.",
+    )
     fetch_wait_ms: int = Field(
         5,
         ge=0,

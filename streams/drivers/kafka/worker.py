@@ -195,6 +195,7 @@ class MinhuWorker:
         self.rebuild = True
         self.rebalancing = True
         self.lock = asyncio.Lock()
+        self.turn = 0  # the partition whose merge is decided first in the next slice
         self.broker_seen = time.monotonic()
         datadir = Path(settings.data_dir) / settings.app_id
         datadir.mkdir(parents=True, exist_ok=True)
@@ -211,7 +212,7 @@ class MinhuWorker:
             broker_session_timeout=settings.session_timeout,
             broker_heartbeat_interval=settings.heartbeat_interval,
             producer_linger=0.0,
-            stream_buffer_maxsize=max(4 * settings.batch_size, 256),
+            stream_buffer_maxsize=10 * max(settings.batch_size, 100),
             broker_max_poll_records=max(settings.batch_size, 100),
             web_enabled=web,
             web_port=settings.metrics_port or 6066,
@@ -359,8 +360,14 @@ class MinhuWorker:
             async for events in batches:
                 async with self.lock:
                     await self._receive(events, lane=lane)
-                    await self._decide()
+                    more = await self._decide()
                 del events  # held here, they would keep a rebalance waiting for them
+                while more:
+                    # A backlog is decided a slice at a time; in between, the event loop
+                    # fetches, and the life-safety lane takes the lock before the next slice.
+                    await asyncio.sleep(0)
+                    async with self.lock:
+                        more = await self._decide()
         except Exception:
             # Faust would leave a crashed agent dead and the worker up, deciding nothing.
             # Exit instead: the supervisor restarts the worker, which reads again what it had
@@ -517,14 +524,20 @@ class MinhuWorker:
 
     # ---- deciding -----------------------------------------------------------------------------
 
-    async def _decide(self) -> None:
+    async def _decide(self) -> bool:
+        """Decide what can be decided, and write it: first the life-safety lane's records of
+        every partition, then the merges, for at most `decide_budget_ms` (taking the
+        partitions in turn, a different one first each time), then the deadlines of the
+        partitions on the wall clock. True when a merge was cut short and holds records that
+        can be decided now: the caller decides again, after letting the event loop run."""
         if self.rebalancing:
-            return  # the engines are let go of, and rebuilt once the tables are recovered
+            return False  # the engines are let go of, and rebuilt once the tables are recovered
         batch = Batch()
         wall = datetime.now(UTC)
         seeks: list[tuple[Any, int]] = []  # inputs asked for again, once the batch is written
         self._mind_gaps(seeks)
-        for part in list(self.parts.values()):
+        parts = list(self.parts.values())
+        for part in parts:
             # Nothing this batch decides is forgotten before the batch is written: a worker
             # killed in between reads it again and must find it (a backlog can run through
             # more than `memory.identities` of event time in one batch).
@@ -537,13 +550,20 @@ class MinhuWorker:
                 )
                 batch.steps.append((part, eff, item.position, item))
             part.urgent.clear()
-            released = part.merge.release(self._reader(part))
-            took = False
-            for item in released:
-                took = True
-                eff = part.engine.feed(item.raw, item.position, now=wall)
-                self._hold(part, eff)
-                batch.steps.append((part, eff, item.position, item))
+        self.turn = (self.turn + 1) % max(len(parts), 1)
+        until = time.monotonic() + self.s.decide_budget_ms / 1000
+        cut = False
+        for part in parts[self.turn :] + parts[: self.turn]:
+            took = cut  # a merge not reached this time is not stalled: it waits its turn
+            if not cut:
+                for item in part.merge.release(self._reader(part)):
+                    took = True
+                    eff = part.engine.feed(item.raw, item.position, now=wall)
+                    self._hold(part, eff)
+                    batch.steps.append((part, eff, item.position, item))
+                    if time.monotonic() >= until:
+                        cut = True
+                        break
             self._watch_merge(part, took, seeks)
             if self._live(part, wall):
                 eff = part.engine.advance(wall - LIVE_LAG)
@@ -553,6 +573,7 @@ class MinhuWorker:
             await self._write(batch)
         for tp, offset in seeks:
             await self.app.consumer.seek(tp, offset)
+        return cut and not self.rebalancing
 
     def _watch_merge(self, part: Part, took: bool, seeks: list[tuple[Any, int]]) -> None:
         """A merge holding records waits for inputs with nothing to read that are not caught up
