@@ -116,7 +116,8 @@ def assess(
     if isinstance(event, AlarmRaised):
         return _assess_alarm(event, rules, registry, received_from, position, raw)
     notes: list[str] = []
-    located = locate(event.data.location, registry, rules.max_distance_m)
+    caller_name = event.data.caller.name if isinstance(event, AppealReported) else None
+    located = locate(event.data.location, registry, rules.max_distance_m, caller_name)
     text = event.data.text
     # The one place a text is folded (traditional -> simplified, full-width and upper-case
     # letters -> ASCII lower case) for the keyword table, the severity words and the caller's
@@ -142,7 +143,6 @@ def assess(
             "name": mask_name(c.name),
             "phone": mask_phone(c.phone),
         }
-        caller_name: str | None = c.name
         channel = event.data.channel
         on_spot = None
     else:
@@ -154,7 +154,6 @@ def assess(
             )
             category = rules.fallback_category
         caller = {"id": event.data.reporter_id, "name": None, "phone": None}
-        caller_name = None
         channel = None
         on_spot = event.data.handled_on_spot
     base = rules.categories[category].severity
@@ -173,12 +172,17 @@ def assess(
         dedup_key,
         tuple(notes),
         caller,
-        event.data.location.household,
+        _household(event.data.location.household, caller_name),
         # The text as every topic carries it: phone and ID numbers, and the caller's name, masked.
         mask_caller_in(text, caller_name, folded)[:SUMMARY_CHARS],
         shard,
         bucket_key(shard, dedup_key),
     )
+
+
+def _household(household: str | None, caller_name: str | None) -> str | None:
+    """The room as the sender wrote it ("3单元502"), for the responder: free text, masked."""
+    return None if household is None else mask_caller_in(household, caller_name)
 
 
 def implausible_reading(reading: float, threshold: float, spec: AlarmTypeSpec) -> str | None:
