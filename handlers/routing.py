@@ -188,13 +188,12 @@ def _household(household: str | None, caller_name: str | None) -> str | None:
 def implausible_reading(reading: float, threshold: float, spec: AlarmTypeSpec) -> str | None:
     """Why an alarm's reading cannot be an alarm, or None (escalation_rules.yaml, `alarm_types`:
     `valid_range`, `below_threshold`). Non-finite and boolean readings never parse."""
-    if spec.valid_range is not None:
-        lo, hi = spec.valid_range
-        if not lo <= reading <= hi or not lo <= threshold <= hi:
-            return (
-                f"reading {reading:g} (threshold {threshold:g}) outside the range this alarm "
-                f"type can measure, {lo:g} to {hi:g}"
-            )
+    lo, hi = spec.valid_range
+    if not lo <= reading <= hi or not lo <= threshold <= hi:
+        return (
+            f"reading {reading:g} (threshold {threshold:g}) outside the range this alarm "
+            f"type can measure, {lo:g} to {hi:g}"
+        )
     if reading < threshold and spec.below_threshold == "refuse":
         return f"reading {reading:g} is below its threshold {threshold:g}: not an alarm"
     return None
