@@ -19,7 +19,9 @@ bucket (actions, ratings), or the engine's `orphans` bucket (records that belong
 so that their identity is remembered). A deadline or a clean-up changes one bucket too.
 
 Time is event time: before a record at time t is handled, every deadline before t fires. The
-engine's clock is the latest event time it has seen (its watermark); a driver that runs live
+engine's clock is the latest event time it has seen (its watermark), but never later than the
+wall clock when that record was read (an event dated a few minutes ahead, by a clock that
+drifts, fires no deadline before it is due); a driver that runs live
 calls `advance(wall clock)` when nothing is coming in. What the engine forgets, it forgets by
 time — closed cases `lifecycle.rating_due` after they closed, identities after
 `memory.identities`, repeat and storm windows when they expire — by the latest event time it
@@ -269,6 +271,15 @@ class Engine:
         self._fire(eff, now, inclusive)
         return eff
 
+    @staticmethod
+    def reached(t: datetime, now: datetime | None) -> datetime:
+        """How far an event dated `t`, read at `now` (the wall clock), moves the stream's clock
+        and watermark: to its time, but never past when it was read. An event dated a little
+        ahead (within `time.max_ahead`: a clock that drifts) is decided at its own time, and
+        fires no deadline that is not due yet by the wall clock. A driver that reads a record
+        again from its ledger moves the clock by this too."""
+        return t if now is None or t <= now else now
+
     def _fire(self, eff: Effects, now: datetime, inclusive: bool) -> None:
         dl = self._deadlines
         while dl and (dl[0][0] <= now if inclusive else dl[0][0] < now):
@@ -314,7 +325,8 @@ class Engine:
         of its own (default: the engine's clock); `advance=False` leaves the clock alone (a
         live driver that advances it by the wall clock, or the life-safety lane). `now` is the
         wall clock when the record was read: an event dated further ahead of it than
-        `rules.time.max_ahead` is refused (the drivers always pass it)."""
+        `rules.time.max_ahead` is refused, and one dated ahead of it by less moves the clock
+        only up to `now` (`reached`; the drivers always pass it)."""
         eff = Effects()
         # What stamps a dead letter with no time of its own: when it was read, else the
         # stream's clock, else (nothing valid decided yet) the wall clock — never 1970.
@@ -346,12 +358,13 @@ class Engine:
             eff.outcome = "rejected"
             eff.intake = IntakeRow(at, "rejected", None, event.type, None, None, payload)
             return eff
-        if event.time > self.watermark:
-            self.watermark = event.time
+        reached = self.reached(event.time, now)
+        if reached > self.watermark:
+            self.watermark = reached
         if advance:
-            if event.time > self.clock:
-                self.clock = event.time
-            self._fire(eff, event.time, inclusive=False)
+            if reached > self.clock:
+                self.clock = reached
+            self._fire(eff, reached, inclusive=False)
         ident: Identity = (event.source, event.id)
         claim = self._claims.get(ident)
         if claim is not None and claim.at + self.rules.identity_memory >= event.time:

@@ -112,10 +112,37 @@ def parse_input(
         return rejection(
             "too_large", reason, [], kept(raw), received_from, position, received_at, None, None
         )
+    if raw.startswith(b"\xef\xbb\xbf") if isinstance(raw, bytes) else raw.startswith("\ufeff"):
+        return _reject_bom(raw, received_from, position, received_at)
     try:
         return input_adapter.validate_json(raw)
     except ValidationError as err:
         return reject_invalid(raw, err, received_from, position, received_at)
+
+
+def _reject_bom(
+    raw: str | bytes, received_from: str, position: int | None, received_at: datetime
+) -> EventRejected:
+    """A record that starts with a byte-order mark is refused, saying so (JSON parsers see
+    only "expected value at line 1 column 1"): a record is UTF-8 without one (RFC 8259), and
+    an editor that adds one to the start of a file is told how to save it."""
+    payload = as_text(raw)
+    msg = (
+        "starts with a byte-order mark (U+FEFF, bytes EF BB BF): a record is UTF-8 without "
+        "one; save the file as UTF-8 without BOM"
+    )
+    event_id, event_type = _peek(payload[1:])
+    return rejection(
+        "malformed_json",
+        f"malformed JSON: the record {msg}",
+        [FieldError(loc="(record)", msg=f"the record {msg}")],
+        payload,
+        received_from,
+        position,
+        received_at,
+        event_id,
+        event_type,
+    )
 
 
 def reject_invalid(

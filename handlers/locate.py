@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from handlers.privacy import mask_caller_in, place_digest
 from handlers.registry import Registry, normalise_address
 from schemas.common import Location, Tier
 
@@ -30,9 +31,17 @@ def at_building(registry: Registry, building_id: str, method: str, note: str) ->
     )
 
 
-def locate(location: Location, registry: Registry, max_distance_m: float) -> Located:
-    """Try the given forms from the most precise to the least; say what failed on the way."""
+def locate(
+    location: Location, registry: Registry, max_distance_m: float, caller_name: str | None = None
+) -> Located:
+    """Try the given forms from the most precise to the least; say what failed on the way.
+    What the sender wrote is quoted in the note with its phone and ID numbers and the caller's
+    name masked (the note goes into the case's `explanation`, on the dispatch topics)."""
     misses: list[str] = []
+
+    def quoted(text: str) -> str:
+        return mask_caller_in(text, caller_name)
+
     if location.micro_grid_id is not None:
         unit = registry.units.get(location.micro_grid_id)
         if unit is not None and unit.tier.value == "micro_grid":
@@ -45,7 +54,7 @@ def locate(location: Location, registry: Registry, max_distance_m: float) -> Loc
                 f"micro-grid {unit.id} as given",
                 unit.id,
             )
-        misses.append(f"unknown micro-grid '{location.micro_grid_id}'")
+        misses.append(f"unknown micro-grid '{quoted(location.micro_grid_id)}'")
     if location.building_id is not None:
         if location.building_id in registry.buildings:
             return at_building(
@@ -54,12 +63,14 @@ def locate(location: Location, registry: Registry, max_distance_m: float) -> Loc
                 "building_id",
                 f"building {location.building_id} as given",
             )
-        misses.append(f"unknown building '{location.building_id}'")
+        misses.append(f"unknown building '{quoted(location.building_id)}'")
     if location.address is not None:
         found = _by_address(location.address, registry)
         if found is not None:
             return found
-        misses.append(f"address '{location.address}' matches no building, compound or community")
+        misses.append(
+            f"address '{quoted(location.address)}' matches no building, compound or community"
+        )
     if location.lat is not None and location.lon is not None:
         mid = registry.nearest_micro_grid(location.lat, location.lon, max_distance_m)
         if mid is not None:
@@ -77,13 +88,14 @@ def locate(location: Location, registry: Registry, max_distance_m: float) -> Loc
             f"({location.lat:.5f}, {location.lon:.5f}) is over {max_distance_m:.0f} m "
             "from every micro-grid"
         )
-    # Unlocated: the place is what the caller said, so that repeats about it still group.
+    # Unlocated: the place is what the caller said, so that repeats about it still group — as
+    # a digest: the dedup key goes into record keys, state and the dispatch topics.
     if location.address is not None:
-        place = "address:" + normalise_address(location.address)
+        place = "address:" + place_digest(normalise_address(location.address))
     elif location.lat is not None:
         place = f"latlon:{location.lat:.4f},{location.lon:.4f}"
     else:
-        place = f"unknown:{location.micro_grid_id or location.building_id}"
+        place = "unknown:" + place_digest(f"{location.micro_grid_id or location.building_id}")
     return Located(None, None, None, None, "none", "; ".join(misses), place)
 
 

@@ -315,3 +315,11 @@ def pseudonym(person_id: str) -> str:
     ledger hold. Unkeyed: whoever holds the residents' ids can link them, as the ledger can."""
     digest = hashlib.blake2b(person_id.encode(), digest_size=6, person=b"minhu-rater").hexdigest()
     return f"resident-{digest}"
+
+
+def place_digest(text: str) -> str:
+    """What a dedup key says of a place the registry does not know (an address text, an unknown
+    id): a short digest of what the sender wrote, already normalised — the same for the same
+    place, so repeats about it still group, but no free text (a phone number in an address) in
+    a key. The ledger keeps the address in clear, in the record as it came."""
+    return hashlib.blake2b(text.encode(), digest_size=6, person=b"minhu-place").hexdigest()

@@ -116,7 +116,8 @@ def assess(
     if isinstance(event, AlarmRaised):
         return _assess_alarm(event, rules, registry, received_from, position, raw)
     notes: list[str] = []
-    located = locate(event.data.location, registry, rules.max_distance_m)
+    caller_name = event.data.caller.name if isinstance(event, AppealReported) else None
+    located = locate(event.data.location, registry, rules.max_distance_m, caller_name)
     text = event.data.text
     # The one place a text is folded (traditional -> simplified, full-width and upper-case
     # letters -> ASCII lower case) for the keyword table, the severity words and the caller's
@@ -142,7 +143,6 @@ def assess(
             "name": mask_name(c.name),
             "phone": mask_phone(c.phone),
         }
-        caller_name: str | None = c.name
         channel = event.data.channel
         on_spot = None
     else:
@@ -154,7 +154,6 @@ def assess(
             )
             category = rules.fallback_category
         caller = {"id": event.data.reporter_id, "name": None, "phone": None}
-        caller_name = None
         channel = None
         on_spot = event.data.handled_on_spot
     base = rules.categories[category].severity
@@ -173,7 +172,7 @@ def assess(
         dedup_key,
         tuple(notes),
         caller,
-        event.data.location.household,
+        _household(event.data.location.household, caller_name),
         # The text as every topic carries it: phone and ID numbers, and the caller's name, masked.
         mask_caller_in(text, caller_name, folded)[:SUMMARY_CHARS],
         shard,
@@ -181,16 +180,20 @@ def assess(
     )
 
 
+def _household(household: str | None, caller_name: str | None) -> str | None:
+    """The room as the sender wrote it ("3单元502"), for the responder: free text, masked."""
+    return None if household is None else mask_caller_in(household, caller_name)
+
+
 def implausible_reading(reading: float, threshold: float, spec: AlarmTypeSpec) -> str | None:
     """Why an alarm's reading cannot be an alarm, or None (escalation_rules.yaml, `alarm_types`:
     `valid_range`, `below_threshold`). Non-finite and boolean readings never parse."""
-    if spec.valid_range is not None:
-        lo, hi = spec.valid_range
-        if not lo <= reading <= hi or not lo <= threshold <= hi:
-            return (
-                f"reading {reading:g} (threshold {threshold:g}) outside the range this alarm "
-                f"type can measure, {lo:g} to {hi:g}"
-            )
+    lo, hi = spec.valid_range
+    if not lo <= reading <= hi or not lo <= threshold <= hi:
+        return (
+            f"reading {reading:g} (threshold {threshold:g}) outside the range this alarm "
+            f"type can measure, {lo:g} to {hi:g}"
+        )
     if reading < threshold and spec.below_threshold == "refuse":
         return f"reading {reading:g} is below its threshold {threshold:g}: not an alarm"
     return None

@@ -14,7 +14,15 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from handlers.errors import ConfigError, validation_problems
 from handlers.registry import GridKind, Registry
@@ -67,7 +75,17 @@ class AlarmTypeSpec(_Spec):
     category: str
     severity: Severity
     below_threshold: Literal["refuse", "flag"] = "refuse"
-    valid_range: tuple[float, float] | None = None
+    # Required: a reading of -1e300 against a threshold of -1e301 is no alarm of any type.
+    valid_range: tuple[
+        Annotated[float, Field(allow_inf_nan=False)], Annotated[float, Field(allow_inf_nan=False)]
+    ]
+
+    @model_validator(mode="after")
+    def _range_in_order(self) -> AlarmTypeSpec:
+        lo, hi = self.valid_range
+        if lo >= hi:
+            raise ValueError(f"valid_range [{lo:g}, {hi:g}]: the low end must be below the high")
+        return self
 
 
 class MatchSpec(_Spec):

@@ -111,9 +111,9 @@ KEPT_OF_LARGE = 4096
 # A reading is a finite number, never a string or a boolean ("NaN", true and 1e309 are refused).
 Reading = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})$"
-)
+# RFC 3339's date-time: a `T` between date and time, seconds, an offset (`Z` or ±hh:mm). What
+# ISO 8601 also allows and RFC 3339 does not ("2026-11-02 09:00+08:00") is refused.
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 
 
 def _rfc3339(value: Any) -> Any:
@@ -123,7 +123,8 @@ def _rfc3339(value: Any) -> Any:
         return value
     raise ValueError(
         "must be a date and time with its UTC offset (RFC 3339), like "
-        "2026-11-01T09:00:00+08:00; numbers and times without an offset are refused"
+        "2026-11-01T09:00:00+08:00 (a T, seconds and the offset); numbers, and times without "
+        "an offset or seconds, are refused"
     )
 
 

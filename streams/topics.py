@@ -26,7 +26,8 @@ the open case — an attached alarm, an update — to the tier of the case's own
 been escalated since) and of each notified unit the record names; an escalation, reopening or
 reassignment also to the tier it leaves, a supervision (督办) to the supervising unit's tier, and
 an extension asked or answered to the case's tier and the deciding tier above. Records are keyed
-by case id, so one case's records stay in order on one partition.
+by case id, so one case's records stay in order on one partition; dead letters by their own id
+(a digest), never by the refused record's id, which may be any text.
 
 Every intake topic is keyed by shard (handlers/ids.py): minhu's publishers put appeals and
 patrol reports about life or property (severity critical) on the urgent topic, which workers
@@ -166,7 +167,10 @@ class Topics:
             return [Record(self.closures, event.data.case_id, event)]
         if isinstance(event, RatingRequested | RatingRecorded):
             return [Record(self.ratings, event.data.case_id, event)]
-        return [Record(self.deadletter, event.subject, event)]
+        # A dead letter is keyed by its own id, a digest (of the refused event's source and id,
+        # or of where the record was read and what it said), never by what the sender wrote:
+        # a refused record's `id` may be any text ("王建华 13980012345 …"). Its value keeps it.
+        return [Record(self.deadletter, event.id, event)]
 
     def _moved(
         self,

@@ -126,7 +126,8 @@ class EmbeddedRunner:
             replay = self.ledger.replay(at, payload)
             if replay is not None:
                 if replay.event_time is not None and self.clock is None:
-                    self._apply(self.engine.advance(replay.event_time, inclusive=False), None)
+                    t = self.engine.reached(replay.event_time, datetime.now(UTC))
+                    self._apply(self.engine.advance(t, inclusive=False), None)
                 for out in replay.outputs:
                     self._publish(out)
                 self.tally.count(replay.outcome)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from handlers.locate import locate
 from handlers.privacy import (
     mask_caller_in,
     mask_free_text,
@@ -16,7 +17,9 @@ from handlers.privacy import (
     mask_phone,
     resident_id_checksum_ok,
 )
+from handlers.registry import Registry
 from handlers.text import fold
+from schemas.common import Location
 
 
 def test_the_field_maskers_are_unchanged() -> None:
@@ -333,3 +336,20 @@ def test_a_name_written_in_traditional_characters_or_another_case() -> None:
 )
 def test_a_text_folded_by_the_caller_is_masked_as_one_folded_here(text: str, name: str) -> None:
     assert mask_caller_in(text, name, fold(text)) == mask_caller_in(text, name)
+
+
+def test_an_unresolved_address_is_keyed_by_a_digest_and_quoted_masked(
+    registry: Registry,
+) -> None:
+    """Issue 13: the dedup key of an address the registry cannot resolve is a digest of the
+    normalised address (the same for the same address, however spaced), and the note quoting
+    the address masks its phone number and the caller's name."""
+    said = "王建华家 电话13980012345 某某路99号"
+    one = locate(Location(address=said), registry, 300, "王建华")
+    two = locate(Location(address=said.replace(" ", "")), registry, 300, None)
+    assert one.method == "none" and one.place == two.place
+    assert re.fullmatch(r"address:[0-9a-f]{12}", one.place), one.place
+    assert "13980012345" not in one.note and "王建华" not in one.note
+    assert "139****2345" in one.note and "某某路99号" in one.note
+    other = locate(Location(address="某某路98号"), registry, 300, None)
+    assert other.place != one.place

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -317,3 +318,18 @@ def test_a_routed_case_holds_to_the_wire_contract(
         again = CaseRouted.model_validate_json(text)
         assert again == ev
         assert again.model_dump_json(exclude_none=True) == text
+
+
+@pytest.mark.parametrize("alarm_type", [a.value for a in AlarmType])
+def test_every_alarm_type_bounds_its_readings(
+    core: Core, make: EventFactory, registry: Registry, alarm_type: str
+) -> None:
+    """Issue 13: a reading of -1e300 against a threshold of -1e301 is no alarm of any type,
+    including those whose low readings are only flagged (a fall detector, a trapped lift)."""
+    sid, gw = sensor_of(registry, alarm_type)
+    doc = json.loads(make.alarm(sid, gw, alarm_type))
+    doc["data"].update(reading=-1e300, threshold=-1e301)
+    doc["data"].pop("unit")
+    rej = core(json.dumps(doc))
+    assert isinstance(rej, EventRejected), rej
+    assert rej.data.error_kind == "implausible_reading" and "outside the range" in rej.data.reason

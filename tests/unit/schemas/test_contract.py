@@ -40,3 +40,53 @@ def test_location_needs_one_form() -> None:
         Location()
     with pytest.raises(ValueError, match="lat and lon must be given together"):
         Location(lat=30.0)
+
+
+@pytest.mark.parametrize(
+    "time",
+    [
+        "2026-11-02T09:00:00+08:00",
+        "2026-11-02t09:00:00.123456Z",
+        "2026-11-02T01:00:00.5z",
+        "2026-11-02T09:00:00-03:30",
+    ],
+)
+def test_rfc3339_times_are_accepted(time: str) -> None:
+    event = EVENT_MODELS["minhu.appeal.reported"].model_validate({**_APPEAL, "time": time})
+    assert event.time.tzinfo is not None  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "time",
+    [
+        "2026-11-02 09:00+08:00",  # ISO 8601 allows these; RFC 3339 does not
+        "2026-11-02 09:00:00+08:00",
+        "2026-11-02T09:00+08:00",
+        "2026-11-02T09+08:00",
+        "2026-11-02T09:00:00",  # no offset
+        "2026-11-02",
+        "20261102T090000+0800",
+        "2026-11-02T09:00:00+0800",
+        0,
+        1762045200,
+        "1762045200",
+    ],
+)
+def test_other_times_are_refused(time: object) -> None:
+    with pytest.raises(ValueError, match="RFC 3339"):
+        EVENT_MODELS["minhu.appeal.reported"].model_validate({**_APPEAL, "time": time})
+
+
+_APPEAL = {
+    "specversion": "1.0",
+    "id": "t-1",
+    "source": "/test",
+    "type": "minhu.appeal.reported",
+    "time": "2026-11-02T09:00:00+08:00",
+    "data": {
+        "caller": {"id": "res-1", "name": "王芳", "phone": "13812345678"},
+        "channel": "hotline_12345",
+        "text": "楼下垃圾没人清运",
+        "location": {"micro_grid_id": "qy-m001"},
+    },
+}

@@ -83,6 +83,30 @@ def test_each_kind_of_bad_record(rules: Rules, registry: Registry, make: EventFa
     assert dls[2].event_id == unknown["id"] and dls[2].event_type == "minhu.complaint.filed"
 
 
+def test_a_byte_order_mark_is_refused_saying_so(
+    rules: Rules, registry: Registry, make: EventFactory
+) -> None:
+    """A record starting with a UTF-8 BOM (an editor's "UTF-8 with BOM") is refused with a
+    reason that names it, not "expected value at line 1 column 1"; its id is still read."""
+    line = make.appeal(id_="bom-1")
+    runner, out = run(rules, registry, [b"\xef\xbb\xbf" + line.encode(), "\ufeff" + line])
+    dls = dead_letters(out)
+    assert [d.error_kind for d in dls] == ["malformed_json"] * 2 and runner.tally.balanced
+    for d in dls:
+        assert "byte-order mark" in d.reason and "without BOM" in d.reason, d.reason
+        assert d.event_id == "bom-1" and d.payload.startswith("\ufeff")
+
+
+def test_a_time_without_t_or_seconds_is_refused(
+    rules: Rules, registry: Registry, make: EventFactory
+) -> None:
+    lines = [make.appeal(time=t) for t in ("2026-11-02 09:00+08:00", "2026-11-02T09:00+08:00")]
+    runner, out = run(rules, registry, lines)
+    dls = dead_letters(out)
+    assert [d.error_kind for d in dls] == ["invalid_event"] * 2 and runner.tally.cases == 0
+    assert all("RFC 3339" in d.reason and "time" in d.reason for d in dls)
+
+
 def test_repeated_event_id_is_a_duplicate(
     rules: Rules, registry: Registry, make: EventFactory
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from handlers.registry import Registry
 from handlers.rules import Rules
@@ -49,3 +50,26 @@ def test_topic_prefix_and_keys(rules: Rules, registry: Registry) -> None:
         if d["value"]["type"] == "minhu.case.routed":
             assert d["key"] == d["value"]["data"]["case_id"]
             assert d["topic"].endswith(d["value"]["data"]["tier"]) or d["value"]["data"]["notified"]
+
+
+def test_a_dead_letter_is_keyed_by_a_digest(rules: Rules, registry: Registry) -> None:
+    """Issue 13: a refused record's `id` may be any text, personal data included; the dead
+    letter's key is its own id (a digest), and its value keeps the record as it came."""
+    said = "王建华 13980012345 清源路10号"
+    bad = {"id": said, "type": "minhu.appeal.reported", "time": "2026-11-02T09:00:00+08:00"}
+    unknown = {
+        "specversion": "1.0",
+        "id": "王建华13980012345",
+        "source": "/test",
+        "type": "minhu.case.acknowledged",
+        "time": "2026-11-02T09:00:00+08:00",
+        "data": {"case_id": "case-000000000000-0000000000", "actor_id": "p0007"},
+    }
+    lines = [json.dumps(bad, ensure_ascii=False), json.dumps(unknown, ensure_ascii=False)]
+    _, out = route_lines(rules, registry, lines)
+    docs = [json.loads(line) for line in out]
+    assert [d["topic"] for d in docs] == ["minhu.deadletter"] * 2
+    for d in docs:
+        assert d["key"] == d["value"]["id"] and re.fullmatch(r"rejected-[0-9a-f]{20}", d["key"])
+        assert "13980012345" in d["value"]["data"]["payload"]
+    assert docs[0]["value"]["subject"] == said  # the value may: the topic is the auditor's

@@ -2,9 +2,10 @@
 
 Appeals whose texts carry phone numbers (mobile and landline, with spaces, dashes or +86),
 PRC resident ID numbers and the caller's own name, and responders' notes and a rating comment
-carrying the same, run through the embedded runner. No record on a dispatch topic, on
-`minhu.closures` or on `minhu.ratings` may hold one in clear. Dead letters (and the ledger)
-keep the records as they came.
+carrying the same, run through the embedded runner; so do appeals whose address (one the
+registry cannot resolve: it ends up in the dedup key and the explanation) and room carry them.
+No record on a dispatch topic, on `minhu.closures` or on `minhu.ratings` may hold one in clear,
+in its key or its value. Dead letters (and the ledger) keep the records as they came.
 """
 
 from __future__ import annotations
@@ -168,6 +169,46 @@ def test_numbers_in_a_request_to_escalate(
     _check_life(rules, registry, *life)
 
 
+@st.composite
+def _unresolvable(draw: st.DrawFn) -> tuple[list[str], list[str], str]:
+    """Two appeals from the same address, one the registry cannot resolve, full of numbers and
+    perhaps the caller's name, and perhaps a room written the same way."""
+    name = draw(_NAMES)
+    address, secrets = _text(draw, name)
+    location = {"address": address[:200]}
+    if draw(st.booleans()):
+        room, more = _text(draw, name)
+        location["household"] = room[:200]
+        secrets += more
+    lines = []
+    for n in range(2):
+        appeal = {
+            "caller": {"id": "res-pii", "name": name, "phone": "13812345678"},
+            "channel": "hotline_12345",
+            "text": "楼道里垃圾堆放",
+            "location": location,
+        }
+        lines.append(_env(n, "minhu.appeal.reported", n, appeal))
+    return lines, secrets, name
+
+
+@_SETTINGS
+@given(_unresolvable())
+def test_numbers_in_an_unresolvable_address(
+    rules: Rules, registry: Registry, appeals: tuple[list[str], list[str], str]
+) -> None:
+    lines, secrets, name = appeals
+    out: list[Record] = []
+    runner = EmbeddedRunner(rules, registry, out.append)
+    for n, line in enumerate(lines):
+        runner.feed(line, "pii", n)
+    routed = [d["value"] for d in map(_doc, out) if d["value"]["type"] == "minhu.case.routed"]
+    assert len(routed) == 2, [_doc(r) for r in out]
+    assert "triage" in routed[0]["data"]["tags"]  # unresolved: the address is quoted
+    assert routed[0]["data"]["dedup_key"] == routed[1]["data"]["dedup_key"]  # still grouped
+    _check_records(out, secrets, name)
+
+
 def _check_life(
     rules: Rules, registry: Registry, lines: list[str], secrets: list[str], name: str
 ) -> None:
@@ -184,13 +225,18 @@ def _check_life(
             case_id = routed[0]["value"]["data"]["case_id"]
     topics = {r.topic for r in out}
     assert "minhu.closures" in topics and "minhu.ratings" in topics, topics
+    _check_records(out, secrets, name)
+
+
+def _check_records(out: list[Record], secrets: list[str], name: str) -> None:
     for doc in map(_doc, out):
         topic, value = doc["topic"], doc["value"]
         if not topic.startswith("minhu.dispatch.") and topic not in _WATCHED:
             continue
-        clear = _clear(value)
+        keyed = {"key": doc["key"], "value": value}
+        clear = _clear(keyed)
         for secret in secrets:
-            assert secret not in clear, (topic, value["type"], secret, value)
-        text = json.dumps(value, ensure_ascii=False)
+            assert secret not in clear, (topic, value["type"], secret, keyed)
+        text = json.dumps(keyed, ensure_ascii=False)
         for form in (name, _S2T.convert(name)):
-            assert form not in text, (topic, form, value)
+            assert form not in text, (topic, form, keyed)
