@@ -230,6 +230,7 @@ def reassign(
             returnable=(target.id, state.opening),
             came_from=came_from,
             extension_pending=None,
+            stopped=False,
         )
     )
 

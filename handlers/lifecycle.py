@@ -4,7 +4,7 @@
      │  └──────────────resolve───────────────▲                   │
      ├─ ack deadline passes ─▶ escalated one tier up (open again) │
      ├─ resolve deadline passes, or the unit asks ─▶ escalated    │
-     ├─ at the matter's ceiling: 督办 (supervised), stays, fresh clocks
+     ├─ at the matter's ceiling: 督办 (supervised), stays, fresh clocks (again: clocks stop)
      └─ at the street: flagged for hand-off to the district       │
     closed ── caller dissatisfied ─▶ reopened one tier up (open) ◀┘
 
@@ -137,6 +137,10 @@ class CaseState(NamedTuple):
     # The caller's name in clear, only to mask it in notes and comments (given to open_case)
     caller_name: str | None = None
     supervisions: int = 0  # 督办 so far at the ceiling: the second stops the clocks
+    # The clocks stopped (the second 督办): `ack_by` and `resolve_by` stay, to judge the unit's
+    # acknowledgement and resolution by (late is late), but no longer fire. Fresh clocks (an
+    # escalation, a reassignment, a reopening) start them again.
+    stopped: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,8 +397,8 @@ def _told(notified: tuple[str, ...], owner: str, registry: Registry) -> list[Not
 
 def next_deadline(state: CaseState) -> datetime | None:
     """When this case next needs waking: its acknowledge deadline while unacknowledged, then its
-    resolve deadline; none once resolved, closed or handed off to the district."""
-    if state.handoff or state.status in ("resolved", "closed"):
+    resolve deadline; none once resolved, closed, handed off to the district or stopped."""
+    if state.handoff or state.stopped or state.status in ("resolved", "closed"):
         return None
     if state.status == "acknowledged":
         return state.resolve_by
@@ -408,7 +412,7 @@ def next_deadline(state: CaseState) -> datetime | None:
 def on_deadline(state: CaseState, now: datetime, registry: Registry) -> Outcome:
     """Escalate a case whose deadline has passed by `now` (or, at its ceiling, supervise it:
     督办); nothing if none has."""
-    if state.handoff or state.status in ("resolved", "closed"):
+    if state.handoff or state.stopped or state.status in ("resolved", "closed"):
         return [], state
     if state.status == "open" and state.ack_by is not None and state.ack_by <= now:
         return _escalate(state, "ack_timeout", state.ack_by, registry, None)
@@ -454,11 +458,17 @@ def _escalate(
     above = None if handoff else registry.ancestor(current, state.tier.raised())
     target = above if above is not None and not supervised else current
     # Supervised once, the clocks restart; supervised again, they stop (as at the street): the
-    # supervisor follows the case up, and nobody is told the same thing every few hours.
+    # supervisor follows the case up, and nobody is told the same thing every few hours. The
+    # stopped clocks still judge: an acknowledgement after now is late, and the resolve deadline
+    # stays what it was, so that late work is not counted on time nor left out of the rates.
     again = supervised and state.supervisions >= 1
-    ticking = not handoff and not again
-    ack_by = at + state.ack_sla if state.ack_sla and ticking else None
-    resolve_by = at + state.resolve_sla if state.resolve_sla and ticking else None
+    if again:
+        ack_by = at if state.ack_sla else None
+        resolve_by = state.resolve_by
+    else:
+        ticking = not handoff
+        ack_by = at + state.ack_sla if state.ack_sla and ticking else None
+        resolve_by = at + state.resolve_sla if state.resolve_sla and ticking else None
     if handoff:
         where = "at the street, the top tier: flagged for hand-off to the district (12345)"
     elif supervised:
@@ -472,7 +482,8 @@ def _escalate(
             f"{'the' if state.tier is ceiling else 'above the'} ceiling of this matter "
             f"({ceiling.value}): {head}{above.name} ({above.tier.value}) are told; the case "
             + (
-                "stays; supervised again, its clocks stop: the supervisor follows it up"
+                "stays; supervised again, its clocks stop: the supervisor follows it up (its "
+                "deadlines stay, to judge it by)"
                 if again
                 else "stays, with fresh clocks"
             )
@@ -509,6 +520,7 @@ def _escalate(
             asked=asked,
             moves=moves,
             supervisions=state.supervisions + 1 if supervised else state.supervisions,
+            stopped=again,
         )
     )
 
@@ -738,6 +750,7 @@ def _reopen(
         handoff=handoff,
         closed_at=None,
         resolved_at=None,
+        stopped=False,
     )
 
 
@@ -822,7 +835,11 @@ def _back_to_work(em: _Emitter, at: datetime, registry: Registry) -> None:
         ),
     )
     em.state = em.state._replace(
-        status="acknowledged", resolve_by=resolve_by, resolved_by=None, resolved_at=None
+        status="acknowledged",
+        resolve_by=resolve_by,
+        resolved_by=None,
+        resolved_at=None,
+        stopped=False,
     )
 
 
