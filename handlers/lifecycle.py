@@ -126,7 +126,10 @@ class CaseState(NamedTuple):
     ceiling: Tier | None = None  # the matter's ceiling (琐事不出网格…); None: the street
     notified: tuple[str, ...] = ()  # units told of the case besides its owner (at routing)
     resolved_at: datetime | None = None  # when it was last resolved
-    moves: tuple[tuple[str, str, datetime, str], ...] = ()  # (from unit, to unit, at, why)
+    # (from unit, to unit, at, why): where the case went and why, to tell a unit that acts on it
+    # after it left. `why` of a move that is no escalation begins with its verb and ': '
+    # ('forwarded: …', 'returned: …', 'reopened: …'; `_moved_on`).
+    moves: tuple[tuple[str, str, datetime, str], ...] = ()
     # -- reassignment and extensions: handlers/desks.py --
     # (unit, opening) of the current assignment when it began by routing or reassignment: only
     # such an assignment may be returned (退单); one escalated or reopened to a unit may not.
@@ -179,16 +182,29 @@ TRANSITIONS: Mapping[tuple[Verb, Status], Status] = {
 }
 
 
+MOVE_VERBS = ("forwarded", "returned", "reopened")  # moves that are no escalation
+
+
+def _moved_on(unit_id: str, state: CaseState, registry: Registry) -> str:
+    """Where and when the case went since the unit `unit_id` last held it ('the case was
+    forwarded to … at …; '), or '' if it never held it: what a refusal of a late action says
+    before 'it is assigned to …'."""
+    moved = next((m for m in reversed(state.moves) if m[0] == unit_id), None)
+    if moved is None:
+        return ""
+    _, to, when, how = moved
+    verb, _, why = how.partition(": ")
+    if verb not in MOVE_VERBS:
+        verb, why = "escalated", how
+    went = "reopened and sent" if verb == "reopened" else verb
+    return (
+        f"the case was {went} to {registry.units[to].name} ({to}) at {when.isoformat()} ({why}); "
+    )
+
+
 def _assigned(person: Person, state: CaseState, verb: Verb, registry: Registry) -> str | None:
     if person.unit_id != state.unit_id:
-        moved = next((m for m in reversed(state.moves) if m[0] == person.unit_id), None)
-        why = ""
-        if moved is not None:  # the unit held the case, and it has moved on since: say so
-            _, to, when, how = moved
-            why = (
-                f"the case was escalated to {registry.units[to].name} ({to}) at "
-                f"{when.isoformat()} ({how}); "
-            )
+        why = _moved_on(person.unit_id, state, registry)
         return (
             f"{person.id} ({person.role.value} of {person.unit_id}) "
             f"may not {WORDS[verb]} {state.case_id}: {why}it is assigned to {state.unit_id}"
@@ -711,6 +727,9 @@ def _reopen(
         if reason == "dissatisfied"
         else "the alarm went off again after the case was closed"
     )
+    moves = state.moves
+    if target.id != state.unit_id:
+        moves = (*moves, (state.unit_id, target.id, at, f"reopened: {why}"))
     em.reopened(
         at,
         CaseReopenedData.model_construct(
@@ -751,6 +770,7 @@ def _reopen(
         closed_at=None,
         resolved_at=None,
         stopped=False,
+        moves=moves,
     )
 
 
