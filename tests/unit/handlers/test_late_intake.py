@@ -108,7 +108,9 @@ def test_a_non_critical_alarm_after_the_window_is_a_case_of_its_own(
     )
     first = w.opened(w.make.alarm(s.id, s.gateway, "water_leak", time=at(0)))
     worker = next(p.id for p in registry.people.values() if p.unit_id == first.unit_id)
-    w.act("resolved", first.case_id, worker, 40)
+    w.act("resolved", first.case_id, worker, 10)  # within its 30 minutes to acknowledge
+    state = w.engine.case(first.case_id)
+    assert state is not None and state.status == "resolved"
     again = w.opened(w.make.alarm(s.id, s.gateway, "water_leak", time=at(120)))
     assert again.case_id != first.case_id
 
