@@ -35,6 +35,7 @@ from handlers.lifecycle import (
     Refusal,
     _Emitter,
     _masked,
+    _moved_on,
 )
 from handlers.registry import Person, Registry, Role, Unit
 from handlers.rules import Rules
@@ -94,9 +95,15 @@ def _desk_over(person: Person, state: CaseState, registry: Registry, doing: str)
     above = home.id != current.id and _contains(registry, home, current)
     if above or (home.id == current.id and home.tier in DESK_TIERS):
         return None
+    refused = f"{person.id} ({person.role.value} of {home.id}) may not {doing} {state.case_id}"
+    if home.id == current.id:
+        return (
+            f"{refused}: it is assigned to {home.id}, their own unit, and a {home.tier.value} "
+            f"is no triage desk: a desk of the unit above it does"
+        )
     return (
-        f"{person.id} ({person.role.value} of {home.id}) may not {doing} {state.case_id}: "
-        f"it is assigned to {current.id}, which is not under {home.id}"
+        f"{refused}: {_moved_on(home.id, state, registry)}it is assigned to {current.id}, "
+        f"which is not under {home.id}"
     )
 
 
@@ -148,8 +155,8 @@ def reassign(
             return Refusal(
                 "unauthorized",
                 f"{person.id} ({person.role.value} of {person.unit_id}) may not return "
-                f"{state.case_id}: it is assigned to {state.unit_id} (a desk names a unit to "
-                f"forward it to)",
+                f"{state.case_id}: {_moved_on(person.unit_id, state, registry)}it is assigned "
+                f"to {state.unit_id} (a desk names a unit to forward it to)",
             )
         why = _movable(state, "return")
         if why is not None:
@@ -169,6 +176,7 @@ def reassign(
         target = back
         explanation = f"{current.name} returned it as outside its remit, to {target.name}"
         came_from = None
+        move = f"returned: by {person.id} of {current.name}, as outside its remit"
     else:
         why = _desk_over(person, state, registry, "reassign")
         if why is not None:
@@ -198,6 +206,7 @@ def reassign(
             else f"{home.name} forwarded it from {current.name} to {target.name}"
         )
         came_from = home.id
+        move = f"forwarded: by {person.id} of {home.name}"
     at = action.time
     ack_by = at + state.ack_sla if state.ack_sla else None
     resolve_by = at + state.resolve_sla if state.resolve_sla else None
@@ -230,6 +239,8 @@ def reassign(
             returnable=(target.id, state.opening),
             came_from=came_from,
             extension_pending=None,
+            stopped=False,
+            moves=(*state.moves, (state.unit_id, target.id, at, move)),
         )
     )
 
@@ -261,7 +272,8 @@ def request_extension(
         return Refusal(
             "unauthorized",
             f"{person.id} ({person.role.value} of {person.unit_id}) may not ask to extend "
-            f"{state.case_id}: it is assigned to {state.unit_id}",
+            f"{state.case_id}: {_moved_on(person.unit_id, state, registry)}it is assigned to "
+            f"{state.unit_id}",
         )
     why = _movable(state, "extend")
     if why is not None:
@@ -312,10 +324,16 @@ def decide_extension(
 ) -> Outcome | Refusal:
     """The tier above approves (the resolve deadline moves) or refuses a pending request."""
     d = action.data
-    why = _desk_over(person, state, registry, "decide an extension of")
     current = registry.units[state.unit_id]
-    if why is None and person.unit_id == state.unit_id and current.tier is not Tier.STREET:
-        why = f"{person.id} is of {current.id} itself: the tier above decides its extensions"
+    if person.unit_id == state.unit_id and current.tier is not Tier.STREET:
+        decider = _decider(state, registry)
+        why: str | None = (
+            f"{person.id} ({person.role.value} of {current.id}) may not decide an extension "
+            f"of {state.case_id}: the case is {current.id}'s own, and the tier above decides "
+            f"its extensions ({decider.name}, {decider.id})"
+        )
+    else:
+        why = _desk_over(person, state, registry, "decide an extension of")
     if why is not None:
         return Refusal("unauthorized", why)
     ask = state.extension_pending

@@ -438,7 +438,11 @@ class Engine:
             and keyed.storm.case_id not in bucket.cases
         ):
             keyed = replace(keyed, storm=None)  # its case is forgotten: the storm is over
-        out, bucket.keys[a.dedup_key] = route(a, keyed, self.rules, self.registry, cid)
+        held = bucket.cases.get(keyed.storm.case_id) if keyed and keyed.storm else None
+        resolved = held is not None and held.status == "resolved"
+        out, bucket.keys[a.dedup_key] = route(
+            a, keyed, self.rules, self.registry, cid, self.clock, resolved
+        )
         if isinstance(out, CaseRouted):
             eff.outcome = "routed"
             eff.outputs.append(out)

@@ -4,7 +4,7 @@
      │  └──────────────resolve───────────────▲                   │
      ├─ ack deadline passes ─▶ escalated one tier up (open again) │
      ├─ resolve deadline passes, or the unit asks ─▶ escalated    │
-     ├─ at the matter's ceiling: 督办 (supervised), stays, fresh clocks
+     ├─ at the matter's ceiling: 督办 (supervised), stays, fresh clocks (again: clocks stop)
      └─ at the street: flagged for hand-off to the district       │
     closed ── caller dissatisfied ─▶ reopened one tier up (open) ◀┘
 
@@ -126,7 +126,10 @@ class CaseState(NamedTuple):
     ceiling: Tier | None = None  # the matter's ceiling (琐事不出网格…); None: the street
     notified: tuple[str, ...] = ()  # units told of the case besides its owner (at routing)
     resolved_at: datetime | None = None  # when it was last resolved
-    moves: tuple[tuple[str, str, datetime, str], ...] = ()  # (from unit, to unit, at, why)
+    # (from unit, to unit, at, why): where the case went and why, to tell a unit that acts on it
+    # after it left. `why` of a move that is no escalation begins with its verb and ': '
+    # ('forwarded: …', 'returned: …', 'reopened: …'; `_moved_on`).
+    moves: tuple[tuple[str, str, datetime, str], ...] = ()
     # -- reassignment and extensions: handlers/desks.py --
     # (unit, opening) of the current assignment when it began by routing or reassignment: only
     # such an assignment may be returned (退单); one escalated or reopened to a unit may not.
@@ -137,6 +140,10 @@ class CaseState(NamedTuple):
     # The caller's name in clear, only to mask it in notes and comments (given to open_case)
     caller_name: str | None = None
     supervisions: int = 0  # 督办 so far at the ceiling: the second stops the clocks
+    # The clocks stopped (the second 督办): `ack_by` and `resolve_by` stay, to judge the unit's
+    # acknowledgement and resolution by (late is late), but no longer fire. Fresh clocks (an
+    # escalation, a reassignment, a reopening) start them again.
+    stopped: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,16 +182,29 @@ TRANSITIONS: Mapping[tuple[Verb, Status], Status] = {
 }
 
 
+MOVE_VERBS = ("forwarded", "returned", "reopened")  # moves that are no escalation
+
+
+def _moved_on(unit_id: str, state: CaseState, registry: Registry) -> str:
+    """Where and when the case went since the unit `unit_id` last held it ('the case was
+    forwarded to … at …; '), or '' if it never held it: what a refusal of a late action says
+    before 'it is assigned to …'."""
+    moved = next((m for m in reversed(state.moves) if m[0] == unit_id), None)
+    if moved is None:
+        return ""
+    _, to, when, how = moved
+    verb, _, why = how.partition(": ")
+    if verb not in MOVE_VERBS:
+        verb, why = "escalated", how
+    went = "reopened and sent" if verb == "reopened" else verb
+    return (
+        f"the case was {went} to {registry.units[to].name} ({to}) at {when.isoformat()} ({why}); "
+    )
+
+
 def _assigned(person: Person, state: CaseState, verb: Verb, registry: Registry) -> str | None:
     if person.unit_id != state.unit_id:
-        moved = next((m for m in reversed(state.moves) if m[0] == person.unit_id), None)
-        why = ""
-        if moved is not None:  # the unit held the case, and it has moved on since: say so
-            _, to, when, how = moved
-            why = (
-                f"the case was escalated to {registry.units[to].name} ({to}) at "
-                f"{when.isoformat()} ({how}); "
-            )
+        why = _moved_on(person.unit_id, state, registry)
         return (
             f"{person.id} ({person.role.value} of {person.unit_id}) "
             f"may not {WORDS[verb]} {state.case_id}: {why}it is assigned to {state.unit_id}"
@@ -393,8 +413,8 @@ def _told(notified: tuple[str, ...], owner: str, registry: Registry) -> list[Not
 
 def next_deadline(state: CaseState) -> datetime | None:
     """When this case next needs waking: its acknowledge deadline while unacknowledged, then its
-    resolve deadline; none once resolved, closed or handed off to the district."""
-    if state.handoff or state.status in ("resolved", "closed"):
+    resolve deadline; none once resolved, closed, handed off to the district or stopped."""
+    if state.handoff or state.stopped or state.status in ("resolved", "closed"):
         return None
     if state.status == "acknowledged":
         return state.resolve_by
@@ -408,7 +428,7 @@ def next_deadline(state: CaseState) -> datetime | None:
 def on_deadline(state: CaseState, now: datetime, registry: Registry) -> Outcome:
     """Escalate a case whose deadline has passed by `now` (or, at its ceiling, supervise it:
     督办); nothing if none has."""
-    if state.handoff or state.status in ("resolved", "closed"):
+    if state.handoff or state.stopped or state.status in ("resolved", "closed"):
         return [], state
     if state.status == "open" and state.ack_by is not None and state.ack_by <= now:
         return _escalate(state, "ack_timeout", state.ack_by, registry, None)
@@ -454,11 +474,17 @@ def _escalate(
     above = None if handoff else registry.ancestor(current, state.tier.raised())
     target = above if above is not None and not supervised else current
     # Supervised once, the clocks restart; supervised again, they stop (as at the street): the
-    # supervisor follows the case up, and nobody is told the same thing every few hours.
+    # supervisor follows the case up, and nobody is told the same thing every few hours. The
+    # stopped clocks still judge: an acknowledgement after now is late, and the resolve deadline
+    # stays what it was, so that late work is not counted on time nor left out of the rates.
     again = supervised and state.supervisions >= 1
-    ticking = not handoff and not again
-    ack_by = at + state.ack_sla if state.ack_sla and ticking else None
-    resolve_by = at + state.resolve_sla if state.resolve_sla and ticking else None
+    if again:
+        ack_by = at if state.ack_sla else None
+        resolve_by = state.resolve_by
+    else:
+        ticking = not handoff
+        ack_by = at + state.ack_sla if state.ack_sla and ticking else None
+        resolve_by = at + state.resolve_sla if state.resolve_sla and ticking else None
     if handoff:
         where = "at the street, the top tier: flagged for hand-off to the district (12345)"
     elif supervised:
@@ -472,7 +498,8 @@ def _escalate(
             f"{'the' if state.tier is ceiling else 'above the'} ceiling of this matter "
             f"({ceiling.value}): {head}{above.name} ({above.tier.value}) are told; the case "
             + (
-                "stays; supervised again, its clocks stop: the supervisor follows it up"
+                "stays; supervised again, its clocks stop: the supervisor follows it up (its "
+                "deadlines stay, to judge it by)"
                 if again
                 else "stays, with fresh clocks"
             )
@@ -509,6 +536,7 @@ def _escalate(
             asked=asked,
             moves=moves,
             supervisions=state.supervisions + 1 if supervised else state.supervisions,
+            stopped=again,
         )
     )
 
@@ -699,6 +727,9 @@ def _reopen(
         if reason == "dissatisfied"
         else "the alarm went off again after the case was closed"
     )
+    moves = state.moves
+    if target.id != state.unit_id:
+        moves = (*moves, (state.unit_id, target.id, at, f"reopened: {why}"))
     em.reopened(
         at,
         CaseReopenedData.model_construct(
@@ -738,6 +769,8 @@ def _reopen(
         handoff=handoff,
         closed_at=None,
         resolved_at=None,
+        stopped=False,
+        moves=moves,
     )
 
 
@@ -822,7 +855,11 @@ def _back_to_work(em: _Emitter, at: datetime, registry: Registry) -> None:
         ),
     )
     em.state = em.state._replace(
-        status="acknowledged", resolve_by=resolve_by, resolved_by=None, resolved_at=None
+        status="acknowledged",
+        resolve_by=resolve_by,
+        resolved_by=None,
+        resolved_at=None,
+        stopped=False,
     )
 
 

@@ -110,6 +110,10 @@ def _by_address(address: str, registry: Registry) -> Located | None:
     if registry.compound_re is not None:
         m = registry.compound_re.search(norm)
         if m is not None:
+            bid = _building_of_compound(norm[m.start() :], m.group(), registry)
+            if bid is not None:
+                note = f"address matched building {bid} by its compound {m.group()}, no road named"
+                return at_building(registry, bid, "address", note)
             return _at_compound(m.group(), registry)
     m = registry.community_re.search(norm)
     if m is not None:
@@ -124,6 +128,24 @@ def _by_address(address: str, registry: Registry) -> Located | None:
             cid,
         )
     return None
+
+
+def _building_of_compound(text: str, compound: str, registry: Registry) -> str | None:
+    """The building an address names by its compound and building without the road and number
+    ('清源小区一期5栋2单元' for '清源路10号清源小区一期5栋'): the one building whose address,
+    from the compound's name on, begins `text` — the longest such, and only if no other
+    building's is as long. None if none or several."""
+    best: list[str] = []
+    size = len(compound)
+    for address, bid in registry.addresses.items():
+        i = address.find(compound)
+        tail = address[i:] if i >= 0 else ""
+        if len(tail) > len(compound) and text.startswith(tail):
+            if len(tail) > size:
+                best, size = [bid], len(tail)
+            elif len(tail) == size:
+                best.append(bid)
+    return best[0] if len(best) == 1 else None
 
 
 def _at_compound(name: str, registry: Registry) -> Located:

@@ -20,6 +20,9 @@ A reassignment (退单, 转派: handlers/desks.py) ends an assignment too, and t
 leaves both denominators: a case returned as outside a unit's remit, or forwarded away by a
 desk, counts against the routing, not the unit (the what-if replay counts returns per rule).
 An approved extension (延期) moves the assignment's resolve deadline: it is due by that.
+A 督办 (supervision) opens an assignment of the same unit; the second, which stops the clocks,
+carries the deadlines that stay (acknowledge: that moment; resolve: as it was), so an
+unanswered case stays due and a late answer is late.
 """
 
 from __future__ import annotations

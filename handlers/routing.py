@@ -281,23 +281,37 @@ def _assess_alarm(
 
 
 def route(
-    a: Assessment, state: KeyState | None, rules: Rules, registry: Registry, case_id: str
+    a: Assessment,
+    state: KeyState | None,
+    rules: Rules,
+    registry: Registry,
+    case_id: str,
+    clock: datetime | None = None,
+    storm_resolved: bool = False,
 ) -> tuple[CaseRouted | StormAlarm, KeyState]:
     """Decide one assessed event: attach it to a storm, or open a routed case (`case_id`, which
     the engine derives from the event's bucket and identity). An alarm joins the storm of its
     sensor and type unless it is dated more than the storm window after the storm's latest
-    alarm."""
+    alarm — or, whatever the window, when it is critical and the storm's case is resolved and
+    not yet verified (`storm_resolved`): the danger is back, and the case goes back to work.
+
+    `clock` is the stream's clock when the event came in (the engine's): a case whose first
+    deadline would already have passed by then arrived late, and its clocks start at `clock`
+    (escalation_rules.yaml, `time`)."""
     state = state or KeyState()
     event, facts = a.event, a.facts
     now = event.time
 
     storm_rule = rules.storm_for(facts) if a.kind == "alarm" else None
-    if (
+    s = state.storm
+    recurs = (
         storm_rule is not None
-        and state.storm is not None
-        and now <= state.storm.last + storm_rule.window
-    ):
-        s = state.storm
+        and s is not None
+        and storm_resolved
+        and facts.severity is Severity.CRITICAL
+        and now > s.last + storm_rule.window
+    )
+    if storm_rule is not None and s is not None and (now <= s.last + storm_rule.window or recurs):
         n = s.count + 1
         window = storm_rule.window
         # The storm spans [first, last] with no gap longer than its window, so an alarm within
@@ -306,7 +320,13 @@ def route(
         # join: attached, flagged late, never a case of its own with backdated deadlines.
         within = now >= s.first - window
         late = now < s.last
-        if not late:
+        if recurs:
+            how = (
+                f"dated {now.isoformat()}, more than {_fmt(window)} after the storm's latest "
+                f"alarm ({s.last.isoformat()}), while its case is resolved and not yet verified: "
+                "the same danger, not a new case"
+            )
+        elif not late:
             how = f"within {_fmt(window)} of the previous one"
         elif within:
             how = (
@@ -315,8 +335,8 @@ def route(
             )
         else:
             how = (
-                f"dated {now.isoformat()}, more than {_fmt(window)} before the case opened "
-                f"({s.first.isoformat()}): arrived late"
+                f"dated {now.isoformat()}, more than {_fmt(window)} before the storm's earliest "
+                f"alarm ({s.first.isoformat()}): older than the case it joins, arrived late"
             )
         hit = StormAlarm(
             event,  # type: ignore[arg-type]  # a storm rule matches alarms only
@@ -384,13 +404,25 @@ def route(
             "notified: " + ", ".join(f"{n['unit_name']} ({n['tier'].value})" for n in notified)
         )
     close = rt is not None and rt.close
+    start = now  # when the case's clocks start: when it happened, unless it arrived late
     if close:
         why.append("closed at once")
         ack_by = resolve_by = None
     else:
         sla = rules.sla_for(rt, category)
-        ack_by = now + sla.acknowledge if sla.acknowledge else None
-        resolve_by = now + sla.resolve if sla.resolve else None
+        clocks = [c for c in (sla.acknowledge, sla.resolve) if c]
+        if clocks and clock is not None and now + min(clocks) <= clock:
+            # Its first deadline passed before anyone could see the case: a unit cannot miss
+            # it, and a case must not climb tiers at once for it. Its clocks start on arrival.
+            start = clock
+            why.append(
+                f"arrived late: dated {now.isoformat()}, its first deadline "
+                f"({(now + min(clocks)).isoformat()}) had passed when it came in (the stream's "
+                f"clock was {clock.isoformat()}): its clocks start then"
+            )
+            tags.append("late")
+        ack_by = start + sla.acknowledge if sla.acknowledge else None
+        resolve_by = start + sla.resolve if sla.resolve else None
     if a.located.note:
         why.insert(0, a.located.note)
 
@@ -405,7 +437,7 @@ def route(
             "id": f"{cid}/routed",
             "source": ROUTER_SOURCE,
             "type": CASE_ROUTED,
-            "time": now,
+            "time": start,
             "subject": cid,
             "data": {
                 "case_id": cid,

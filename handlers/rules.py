@@ -63,11 +63,15 @@ class SlaSpec(_Spec):
     resolve: Duration | None = None
 
 
+_WordList = Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+
+
 class CategorySpec(_Spec):
     name: str = Field(min_length=1)
     tier: Tier
     severity: Severity
     keywords: list[Annotated[str, Field(min_length=1)]] = []
+    together: list[Annotated[list[_WordList], Field(min_length=2)]] = []
     sla: SlaSpec | None = None
 
 
@@ -273,6 +277,8 @@ class Rules:
     _severity_re: re.Pattern[str] | None
     _severity_of_word: Mapping[str, Severity]
     max_extension: timedelta = timedelta(days=7)  # lifecycle.max_extension (handlers/desks.py)
+    # Categories' `together` entries: (category, one pattern per word list), in file order.
+    _together: tuple[tuple[str, tuple[re.Pattern[str], ...]], ...] = ()
 
     @cached_property
     def longest_repeat_window(self) -> timedelta:
@@ -285,18 +291,40 @@ class Rules:
     def derive_category(self, text: str) -> tuple[str, tuple[str, ...]]:
         """The category whose keywords appear most often in `text`, and the words that hit
         (in their folded form). `text` is folded (`handlers.text.fold`): routing folds it
-        once, for keywords and severity words both."""
-        if self._keyword_re is None:
-            return self.fallback_category, ()
-        hits = [_spaced(w) for w in self._keyword_re.findall(text)]
-        if not hits:
+        once, for keywords and severity words both. A clause that holds a word of every list
+        of a category's `together` entry is one more hit for it (`燃气+泄漏`), unless one of
+        the category's own keywords is in that clause already (then that is the hit)."""
+        hits = [_spaced(w) for w in self._keyword_re.findall(text)] if self._keyword_re else []
+        found = [(self._keyword_category[w], w) for w in hits]
+        if self._together:
+            found.extend(self._together_hits(text))
+        if not found:
             return self.fallback_category, ()
         counts: dict[str, int] = {}
-        for word in hits:
-            cat = self._keyword_category[word]
+        for cat, _ in found:
             counts[cat] = counts.get(cat, 0) + 1
         best = min(counts, key=lambda c: (-counts[c], self._category_order[c]))
-        return best, tuple(dict.fromkeys(w for w in hits if self._keyword_category[w] == best))
+        return best, tuple(dict.fromkeys(w for cat, w in found if cat == best))
+
+    def _together_hits(self, text: str) -> list[tuple[str, str]]:
+        """(category, 'word+word') for each clause of `text` where a `together` entry of the
+        category has a word of each of its lists and none of its keywords is."""
+        if not any(patterns[0].search(text) for _, patterns in self._together):
+            return []  # most texts: none has even a word of a first list
+        out: list[tuple[str, str]] = []
+        for clause in _CLAUSE.split(text):
+            own: set[str] | None = None
+            for cat, patterns in self._together:
+                words = [m.group() for m in (p.search(clause) for p in patterns) if m]
+                if len(words) < len(patterns):
+                    continue
+                if own is None:  # the categories whose keywords are in the clause
+                    kw = self._keyword_re.findall(clause) if self._keyword_re else []
+                    own = {self._keyword_category[_spaced(w)] for w in kw}
+                if cat not in own:
+                    own.add(cat)  # one hit per category and clause
+                    out.append((cat, "+".join(map(_spaced, words))))
+        return out
 
     def text_severity(self, text: str, base: Severity) -> tuple[Severity, str | None]:
         """`base` raised to the highest severity whose keywords appear in `text` (folded, as
@@ -368,6 +396,8 @@ def _spaced(text: str) -> str:
 
 
 _LATIN = re.compile(r"[a-z0-9]")
+# What ends a clause for `together`: Chinese and ASCII sentence and clause punctuation, newlines.
+_CLAUSE = re.compile(r"[，。！？；：、,.!?;:\n]+")
 
 
 def keyword_pattern(words: list[str]) -> re.Pattern[str] | None:
@@ -476,6 +506,13 @@ def compile_rules(raw: Any, source: str = "rules", registry: Registry | None = N
                 )
             else:
                 keyword_owner.setdefault(w, cid)
+        for i, entry in enumerate(c.together):
+            for lst in entry:
+                for word in lst:
+                    if not keyword_form(word):
+                        problems.append(
+                            f"category '{cid}': together[{i}]: word {word!r} is only white space"
+                        )
     for at in AlarmType:
         if at not in spec.alarm_types:
             problems.append(f"alarm_types: no entry for alarm type '{at.value}'")
@@ -584,4 +621,15 @@ def compile_rules(raw: Any, source: str = "rules", registry: Registry | None = N
         _severity_re=keyword_pattern(list(sev_words)),
         _severity_of_word=sev_words,
         max_extension=spec.lifecycle.max_extension,
+        _together=tuple(
+            (cid, tuple(_word_list_pattern(lst) for lst in entry))
+            for cid, c in spec.categories.items()
+            for entry in c.together
+        ),
     )
+
+
+def _word_list_pattern(words: list[str]) -> re.Pattern[str]:
+    pattern = keyword_pattern([keyword_form(w) for w in words])
+    assert pattern is not None  # lists are never empty, nor their words white space
+    return pattern

@@ -165,6 +165,7 @@ def to_snapshot(bucket: Bucket) -> BucketSnapshot:
                 extension_opening=c.extension_opening,
                 caller_name=c.caller_name,
                 supervisions=c.supervisions,
+                stopped=c.stopped,
             )
             for c in bucket.cases.values()
         ],
@@ -240,6 +241,7 @@ def from_snapshot(snap: BucketSnapshot) -> Bucket:
                 extension_opening=c.extension_opening,
                 caller_name=c.caller_name,
                 supervisions=c.supervisions,
+                stopped=c.stopped,
             )
             for c in snap.cases
         },

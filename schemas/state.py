@@ -81,6 +81,7 @@ class CaseSnapshot(_Snap):
     extension_opening: int = 0
     caller_name: str | None = None  # to mask it in notes; the state stays with the workers
     supervisions: int = 0
+    stopped: bool = False  # clocks stopped at the second 督办: the deadlines only judge
 
 
 class AppliedSnapshot(_Snap):
