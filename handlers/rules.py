@@ -289,7 +289,8 @@ class Rules:
         return max((r.window for r in self.storms), default=timedelta(0))
 
     def derive_category(self, text: str) -> tuple[str, tuple[str, ...]]:
-        """The category whose keywords appear most often in `text`, and the words that hit
+        """The category whose keywords appear most often in `text` (a critical category's hit
+        first: life safety), and the words that hit
         (in their folded form). `text` is folded (`handlers.text.fold`): routing folds it
         once, for keywords and severity words both. A clause that holds a word of every list
         of a category's `together` entry is one more hit for it (`燃气+泄漏`), unless one of
@@ -303,7 +304,16 @@ class Rules:
         counts: dict[str, int] = {}
         for cat, _ in found:
             counts[cat] = counts.get(cat, 0) + 1
-        best = min(counts, key=lambda c: (-counts[c], self._category_order[c]))
+        # Life safety first: a hit on a critical category (a gas leak) wins over any number of
+        # hits on others (独居老人 and 行动不便 do not make a gas smell an elder-care matter).
+        best = min(
+            counts,
+            key=lambda c: (
+                self.categories[c].severity is not Severity.CRITICAL,
+                -counts[c],
+                self._category_order[c],
+            ),
+        )
         return best, tuple(dict.fromkeys(w for cat, w in found if cat == best))
 
     def _together_hits(self, text: str) -> list[tuple[str, str]]:

@@ -95,3 +95,19 @@ def test_a_bad_together_entry_is_refused(
     with pytest.raises(ConfigError, match="gas_safety") as info:
         compile_rules(raw_rules, "my_rules.yaml", registry)
     assert fault in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "独居老人家里有煤气味，老人行动不便，子女不在身边",  # elder care twice, the gas once
+        "楼上噪音扰民，邻居吵架，楼道里还有一股天然气味",  # noise twice, then the gas
+        "The elderly man living alone is disabled and his flat smells of gas",
+    ],
+)
+def test_a_gas_leak_wins_over_more_hits_on_other_categories(rules: Rules, text: str) -> None:
+    """Life safety first: one hit on a critical category outweighs any number on others."""
+    category, words = rules.derive_category(fold(text))
+    assert category == "gas_safety", (text, words)
+    others = [w for w in rules._keyword_re.findall(fold(text))] if rules._keyword_re else []
+    assert len(others) >= 2  # the other category did have more hits
