@@ -21,7 +21,6 @@ a case's opening comes before its closure although they are on different topics.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -34,6 +33,7 @@ from kafka.errors import KafkaError
 from handlers.intake import implausible_time, kept, parse_input, rejection
 from handlers.rules import Rules
 from schemas import EVENT_MODELS, CloudEvent, EventRejected, Tier
+from schemas.jsontext import loads
 from streams.drivers.kafka.consumer import SeenIds
 from streams.drivers.kafka.publisher import Publisher
 from streams.service.embedded import Decided, error_kind_of
@@ -192,7 +192,7 @@ class DispatchReader:
         for messages in batch.values():
             for m in messages:
                 try:
-                    doc = json.loads(m.value)
+                    doc = loads(m.value)  # NotJson, a ValueError, whatever the record
                     model = EVENT_MODELS[doc["type"]]
                     event = model.model_validate(doc)
                 except (ValueError, KeyError, TypeError) as err:
