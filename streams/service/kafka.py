@@ -35,7 +35,7 @@ from handlers.rules import Rules
 from schemas import EVENT_MODELS, CloudEvent, EventRejected, Tier
 from schemas.jsontext import loads
 from streams.drivers.kafka.consumer import SeenIds
-from streams.drivers.kafka.publisher import Publisher
+from streams.drivers.kafka.publisher import Publisher, refusal_reason
 from streams.service.embedded import Decided, error_kind_of
 from streams.service.ports import NotSent, Verdict
 from streams.topics import CE_HEADERS, Topics
@@ -66,7 +66,9 @@ class KafkaIntake:
             result = self.publisher.publish(raw)
             if not result.ok:
                 raise NotSent(result.reason or "the producer refused it")
-            self._flush()
+            failed = [d for d in self.publisher.settle(self.flush_timeout) if not d.ok]
+            if failed:  # accepted only once the broker has it
+                raise NotSent(failed[0].reason or "the broker did not take it")
         return Decided("accepted", parsed.id)
 
     def refuse(self, raw: str | bytes, received_from: str, kind: str, reason: str) -> Verdict:
@@ -76,17 +78,23 @@ class KafkaIntake:
             None, None,
         )  # fmt: skip
         with self.lock:
+            sent = []
             for rec in self.publisher.topics.records_for(dead):
                 try:
-                    self.publisher.producer.send(
-                        rec.topic,
-                        key=rec.key.encode() if rec.key else None,
-                        value=dead.model_dump_json(exclude_none=True).encode(),
-                        headers=CE_HEADERS,
+                    sent.append(
+                        self.publisher.producer.send(
+                            rec.topic,
+                            key=rec.key.encode() if rec.key else None,
+                            value=dead.model_dump_json(exclude_none=True).encode(),
+                            headers=CE_HEADERS,
+                        )
                     )
                 except KafkaError as err:
                     raise NotSent(str(err)) from err
             self._flush()
+            for future in sent:  # dead-lettered only once the broker has it
+                if not (future.is_done and future.succeeded()):
+                    raise NotSent(refusal_reason(future.exception if future.is_done else None))
         return Decided("refused", dead.data.event_id, reason, None, kind)
 
     def _flush(self) -> None:

@@ -309,6 +309,58 @@ def test_the_publisher_refuses_bad_events_with_reasons(
     assert [r["value"]["id"] for r in got] == [json.loads(good)["id"]]
 
 
+def test_publish_counts_a_record_sent_only_once_the_broker_has_it(
+    rules: Rules, registry: Registry, make: Any, tmp_path: Path
+) -> None:
+    """A record the broker refuses is not counted as sent: `minhu publish` reports it with the
+    broker's reason, and goes on with the rest. The refusal is real: a broker of its own that
+    checks the appeal topic's records against a JSON schema refusing two ids (INVALID_RECORD,
+    for the whole batch each was in: the others are sent again, alone, and taken)."""
+    from kafka import KafkaConsumer
+
+    from tests.integration.conftest import start_tansu
+
+    refused = ["appeal-04", "appeal-09"]
+    now = datetime.now(UTC).isoformat()
+    lines = [make.appeal(time=now, id_=f"appeal-{n:02d}") for n in range(1, 13)]
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    with start_tansu(tmp_path, schema_registry=schemas) as tansu:
+        dep = Deployment(tansu.address, partitions=1)
+        not_these = {"properties": {"id": {"not": {"enum": refused}}}}
+        for topic in (dep.topics.intake("appeal"), dep.topics.intake("urgent")):
+            schema = {"type": "object", "properties": {"value": not_these}}
+            (schemas / f"{topic}.json").write_text(json.dumps(schema))
+        dep.create_topics()
+        file = tmp_path / "appeals.jsonl"
+        file.write_text("".join(line + "\n" for line in lines))
+        published = subprocess.run(
+            [*MINHU, "publish", "--input", str(file)],
+            env=dep.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        said = published.stderr.strip().splitlines()
+        assert said[-1] == "10 sent, 0 refused, 2 not delivered", published.stderr
+        assert published.returncode == 1
+        for n in (4, 9):
+            [line] = [s for s in said if s.startswith(f"line {n}: ")]
+            assert "not delivered: the broker refused it: InvalidRecordError" in line, line
+        consumer = KafkaConsumer(
+            dep.topics.intake("appeal"),
+            dep.topics.intake("urgent"),
+            bootstrap_servers=tansu.address,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=3000,
+        )
+        on_topics = sorted(json.loads(m.value)["id"] for m in consumer)
+        consumer.close()
+    assert on_topics == [f"appeal-{n:02d}" for n in range(1, 13) if n not in (4, 9)]
+
+
 def test_operations_centres_follow_their_tier(
     broker: str, rules: Rules, registry: Registry, small_demo: list[str], tmp_path: Path
 ) -> None:
