@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 HOSTILE_FILE = Path(__file__).parent / "data" / "hostile.jsonl"
@@ -239,6 +240,28 @@ def hostile_record(draw: st.DrawFn) -> bytes:
     doc = _with(base, path, value)
     doc["id"] = draw(st.text(min_size=1, max_size=20)) if draw(st.booleans()) else doc["id"]
     return _line(doc)
+
+
+def drawn(strategy: st.SearchStrategy[Any], examples: int) -> list[Any]:
+    """A fixed sample of `strategy`: its first `examples` examples, drawn the same way at every
+    run (derandomized, no example database), for a test that cannot run once per example (a
+    worker on the test broker)."""
+    out: list[Any] = []
+
+    @settings(
+        max_examples=examples,
+        derandomize=True,
+        database=None,
+        phases=[Phase.generate],
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(strategy)
+    def draw(value: Any) -> None:
+        out.append(value)
+
+    draw()
+    return out
 
 
 if __name__ == "__main__":

@@ -47,14 +47,31 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
     return 0
 
 
+# How much `minhu publish` hands to the producer before it waits for the broker's answers
+# (each record is kept until then, to be sent again alone if its batch was refused).
+SETTLE_RECORDS = 2000
+SETTLE_BYTES = 16 * 1024 * 1024
+
+
 def cmd_publish(args: argparse.Namespace) -> int:
-    from streams.drivers.kafka.publisher import Publisher
+    from streams.drivers.kafka.publisher import Delivery, Publisher
     from streams.drivers.kafka.security import kafka_python_config
 
     s = worker_settings(args)
     rules, registry = load(args)
     src = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")  # noqa: SIM115
-    sent = bad = 0
+    sent = bad = lost = 0
+
+    def tally(deliveries: list[Delivery]) -> None:
+        """A record is sent once the broker has taken it, not once it was handed over."""
+        nonlocal sent, lost
+        for d in deliveries:
+            if d.ok:
+                sent += 1
+            else:
+                lost += 1
+                print(f"line {d.position}: not delivered: {d.reason}", file=sys.stderr)
+
     try:
         with Publisher(
             s.broker,
@@ -68,16 +85,17 @@ def cmd_publish(args: argparse.Namespace) -> int:
                 if not line.strip():
                     continue
                 result = pub.publish(line.rstrip(b"\r\n"), n)
-                if result.ok:
-                    sent += 1
-                else:
+                if not result.ok:
                     bad += 1
                     print(f"line {n}: not sent: {result.reason}", file=sys.stderr)
+                elif len(pub.pending) >= SETTLE_RECORDS or pub.pending_bytes >= SETTLE_BYTES:
+                    tally(pub.settle())
+            tally(pub.settle())
     finally:
         if src is not sys.stdin.buffer:
             src.close()
-    print(f"{sent} sent, {bad} refused", file=sys.stderr)
-    return 0 if bad == 0 else 1
+    print(f"{sent} sent, {bad} refused, {lost} not delivered", file=sys.stderr)
+    return 0 if bad == lost == 0 else 1
 
 
 def cmd_consume(args: argparse.Namespace) -> int:

@@ -39,9 +39,16 @@ def mqtt_settings(args: argparse.Namespace) -> Any:
         ) from None
 
 
-def cmd_mqtt_bridge(args: argparse.Namespace) -> int:
+def serve_metrics(args: argparse.Namespace, kafka: Any) -> None:
+    """/metrics on `--metrics-host` (the Kafka settings' `metrics_host`, also
+    MINHU_METRICS_HOST: 127.0.0.1 unless told) and `--metrics-port`, if it is given."""
     from prometheus_client import start_http_server
 
+    if args.metrics_port is not None:
+        start_http_server(args.metrics_port, addr=kafka.metrics_host)
+
+
+def cmd_mqtt_bridge(args: argparse.Namespace) -> int:
     from streams.drivers.kafka.publisher import Publisher
     from streams.drivers.kafka.security import kafka_python_config
     from streams.service.kafka import KafkaIntake
@@ -56,8 +63,7 @@ def cmd_mqtt_bridge(args: argparse.Namespace) -> int:
     )
     kafka, mqtt = worker_settings(args), mqtt_settings(args)
     rules, registry = load(args)
-    if args.metrics_port is not None:
-        start_http_server(args.metrics_port, addr="127.0.0.1")
+    serve_metrics(args, kafka)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -111,7 +117,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--metrics-port",
         type=int,
         default=None,
-        help="serve Prometheus metrics (minhu_mqtt_messages_total) on 127.0.0.1:PORT/metrics",
+        help="serve Prometheus metrics (minhu_mqtt_messages_total) on PORT/metrics",
+    )
+    b.add_argument(
+        "--metrics-host",
+        help="the address /metrics binds to (default 127.0.0.1: this machine only; "
+        "env MINHU_METRICS_HOST)",
     )
     b.epilog = (
         "Secrets come from the environment only: MINHU_MQTT_PASSWORD (the bridge's MQTT "

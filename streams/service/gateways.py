@@ -23,6 +23,12 @@ from handlers.intake import implausible_time, parse_input
 from handlers.registry import Registry
 from handlers.rules import Rules
 from schemas import ALARM_RAISED, AlarmRaised, EventRejected
+from schemas.jsontext import NotJson, loads, object_or_none
+
+# What an answer echoes of what it was sent, at most: a refused record's id, and a reason
+# (which may quote a field: an unknown `type` of 500 KB is not sent back whole).
+ECHOED_ID_CHARS = 64
+ECHOED_REASON_CHARS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,25 +80,23 @@ def gateway_refusal(
     return None
 
 
+def clipped(text: str, limit: int = ECHOED_ID_CHARS) -> str:
+    """`text`, or its first `limit` characters and an ellipsis."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def event_id_of(raw: str | bytes) -> str | None:
-    """The `id` of a record that may not parse, for a refusal to name it."""
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        return None
-    value = doc.get("id") if isinstance(doc, dict) else None
-    return value if isinstance(value, str) else None
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+    """The `id` of a record that may not parse, for a refusal to name it (clipped)."""
+    doc = object_or_none(raw)
+    value = doc.get("id") if doc is not None else None
+    return clipped(value) if isinstance(value, str) else None
 
 
 def batch_records(body: bytes) -> list[str] | DoorRefusal:
     """The events of a `application/cloudevents-batch+json` body, each as JSON text."""
     try:
-        doc = json.loads(body, parse_constant=_no_constants)
-    except (ValueError, UnicodeDecodeError) as err:
+        doc = loads(body)
+    except NotJson as err:
         return DoorRefusal("malformed_json", f"the batch is not JSON: {err}")
     if not isinstance(doc, list):
         return DoorRefusal("invalid_event", "a batch is a JSON array of CloudEvents")
@@ -118,10 +122,11 @@ def binary_record(headers: Mapping[str, str], content_type: str, body: bytes) ->
     media = content_type.split(";")[0].strip().lower()
     if media != "application/json":
         return DoorRefusal(
-            "invalid_event", f"the data of a binary-mode event is application/json, not {media!r}"
+            "invalid_event",
+            f"the data of a binary-mode event is application/json, not {clipped(media)!r}",
         )
     try:
-        data = json.loads(body, parse_constant=_no_constants)
-    except (ValueError, UnicodeDecodeError) as err:
+        data = loads(body)
+    except NotJson as err:
         return DoorRefusal("malformed_json", f"the body is not JSON: {err}")
     return json.dumps({**attrs, "datacontenttype": media, "data": data}, ensure_ascii=False)

@@ -54,9 +54,11 @@ from schemas.lifecycle import (
 from streams.service.board import Board, board_router
 from streams.service.embedded import Decided, RatingDue
 from streams.service.gateways import (
+    ECHOED_REASON_CHARS,
     DoorRefusal,
     batch_records,
     binary_record,
+    clipped,
     event_id_of,
     gateway_refusal,
 )
@@ -204,8 +206,18 @@ class EventResults(BaseModel):
     results: list[EventResult]
 
 
+def _reason(text: str | None) -> str | None:
+    return None if text is None else clipped(text, ECHOED_REASON_CHARS)
+
+
+def _id(text: str | None) -> str | None:
+    return None if text is None else clipped(text)
+
+
 def _result(v: Verdict) -> EventResult:
-    return EventResult(status=v.status, event_id=v.event_id, reason=v.reason, case_id=v.case_id)
+    return EventResult(
+        status=v.status, event_id=_id(v.event_id), reason=_reason(v.reason), case_id=v.case_id
+    )
 
 
 def _status_of(v: Verdict) -> int:
@@ -218,7 +230,7 @@ def _status_of(v: Verdict) -> int:
 
 
 def _refused(r: DoorRefusal, event_id: str | None = None) -> EventResult:
-    return EventResult(status="refused", event_id=event_id, reason=r.reason)
+    return EventResult(status="refused", event_id=_id(event_id), reason=_reason(r.reason))
 
 
 def _unauthenticated(what: str) -> JSONResponse:
@@ -363,7 +375,7 @@ def create_app(service: Service, max_body: int = DEFAULT_MAX_BODY, tick: bool = 
             return JSONResponse(
                 {
                     "detail": f"send CloudEvents as {STRUCTURED}, {BATCH}, or in binary mode "
-                    f"(ce-* headers and an application/json body), not {media or 'no type'!r}"
+                    f"(ce-* headers and an application/json body), not {clipped(media) or 'no type'!r}"
                 },
                 status_code=415,
             )
@@ -477,7 +489,9 @@ def _plain_errors(exc: RequestValidationError) -> str:
 
 
 def _answer(v: Verdict) -> JSONResponse:
-    doc = ActionAnswer(status=v.status, event_id=v.event_id, case_id=v.case_id, reason=v.reason)
+    doc = ActionAnswer(
+        status=v.status, event_id=_id(v.event_id), case_id=v.case_id, reason=_reason(v.reason)
+    )
     return JSONResponse(doc.model_dump(), status_code=_status_of(v))
 
 

@@ -21,7 +21,6 @@ a case's opening comes before its closure although they are on different topics.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -34,8 +33,9 @@ from kafka.errors import KafkaError
 from handlers.intake import implausible_time, kept, parse_input, rejection
 from handlers.rules import Rules
 from schemas import EVENT_MODELS, CloudEvent, EventRejected, Tier
+from schemas.jsontext import loads
 from streams.drivers.kafka.consumer import SeenIds
-from streams.drivers.kafka.publisher import Publisher
+from streams.drivers.kafka.publisher import Publisher, refusal_reason
 from streams.service.embedded import Decided, error_kind_of
 from streams.service.ports import NotSent, Verdict
 from streams.topics import CE_HEADERS, Topics
@@ -66,7 +66,9 @@ class KafkaIntake:
             result = self.publisher.publish(raw)
             if not result.ok:
                 raise NotSent(result.reason or "the producer refused it")
-            self._flush()
+            failed = [d for d in self.publisher.settle(self.flush_timeout) if not d.ok]
+            if failed:  # accepted only once the broker has it
+                raise NotSent(failed[0].reason or "the broker did not take it")
         return Decided("accepted", parsed.id)
 
     def refuse(self, raw: str | bytes, received_from: str, kind: str, reason: str) -> Verdict:
@@ -76,17 +78,23 @@ class KafkaIntake:
             None, None,
         )  # fmt: skip
         with self.lock:
+            sent = []
             for rec in self.publisher.topics.records_for(dead):
                 try:
-                    self.publisher.producer.send(
-                        rec.topic,
-                        key=rec.key.encode() if rec.key else None,
-                        value=dead.model_dump_json(exclude_none=True).encode(),
-                        headers=CE_HEADERS,
+                    sent.append(
+                        self.publisher.producer.send(
+                            rec.topic,
+                            key=rec.key.encode() if rec.key else None,
+                            value=dead.model_dump_json(exclude_none=True).encode(),
+                            headers=CE_HEADERS,
+                        )
                     )
                 except KafkaError as err:
                     raise NotSent(str(err)) from err
             self._flush()
+            for future in sent:  # dead-lettered only once the broker has it
+                if not (future.is_done and future.succeeded()):
+                    raise NotSent(refusal_reason(future.exception if future.is_done else None))
         return Decided("refused", dead.data.event_id, reason, None, kind)
 
     def _flush(self) -> None:
@@ -192,7 +200,7 @@ class DispatchReader:
         for messages in batch.values():
             for m in messages:
                 try:
-                    doc = json.loads(m.value)
+                    doc = loads(m.value)  # NotJson, a ValueError, whatever the record
                     model = EVENT_MODELS[doc["type"]]
                     event = model.model_validate(doc)
                 except (ValueError, KeyError, TypeError) as err:

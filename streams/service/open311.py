@@ -34,6 +34,7 @@ from fastapi.responses import JSONResponse
 
 from handlers.intake import parse_input
 from schemas import APPEAL_REPORTED, EventRejected
+from streams.service.gateways import ECHOED_REASON_CHARS, clipped
 from streams.service.http import Service
 from streams.service.reads import CaseView
 
@@ -62,7 +63,8 @@ POST_FIELDS: dict[str, dict[str, Any]] = {
 
 
 def error(code: int, description: str) -> JSONResponse:
-    return JSONResponse([{"code": code, "description": description}], status_code=code)
+    text = clipped(description, ECHOED_REASON_CHARS)  # it may quote what it was sent
+    return JSONResponse([{"code": code, "description": text}], status_code=code)
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {

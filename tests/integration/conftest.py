@@ -42,8 +42,10 @@ class Tansu:
 
 
 @contextlib.contextmanager
-def start_tansu(folder: Path) -> Iterator[Tansu]:
-    """A broker of its own on a free port, stopped at the end."""
+def start_tansu(folder: Path, schema_registry: Path | None = None) -> Iterator[Tansu]:
+    """A broker of its own on a free port, stopped at the end. `schema_registry`: a folder of
+    JSON schemas, `<topic>.json`, each record of that topic is checked against (one that does
+    not fit is refused: INVALID_RECORD) — a broker-side refusal, which is otherwise rare here."""
     port = _free_port()
     url = f"tcp://127.0.0.1:{port}"
     log = folder / f"tansu-{port}.log"
@@ -58,7 +60,14 @@ def start_tansu(folder: Path) -> Iterator[Tansu]:
                 url,
                 "--storage-engine",
                 "memory://tansu/",
+                # Tansu reads a file:// URL relative to where it runs.
+                *(
+                    ["--schema-registry", f"file://./{schema_registry.name}"]
+                    if schema_registry
+                    else []
+                ),
             ],
+            cwd=schema_registry.parent if schema_registry else None,
             stdout=out,
             stderr=subprocess.STDOUT,
         )

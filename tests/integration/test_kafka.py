@@ -4,6 +4,7 @@ two share the partitions, and when one of them dies."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import subprocess
@@ -309,6 +310,58 @@ def test_the_publisher_refuses_bad_events_with_reasons(
     assert [r["value"]["id"] for r in got] == [json.loads(good)["id"]]
 
 
+def test_publish_counts_a_record_sent_only_once_the_broker_has_it(
+    rules: Rules, registry: Registry, make: Any, tmp_path: Path
+) -> None:
+    """A record the broker refuses is not counted as sent: `minhu publish` reports it with the
+    broker's reason, and goes on with the rest. The refusal is real: a broker of its own that
+    checks the appeal topic's records against a JSON schema refusing two ids (INVALID_RECORD,
+    for the whole batch each was in: the others are sent again, alone, and taken)."""
+    from kafka import KafkaConsumer
+
+    from tests.integration.conftest import start_tansu
+
+    refused = ["appeal-04", "appeal-09"]
+    now = datetime.now(UTC).isoformat()
+    lines = [make.appeal(time=now, id_=f"appeal-{n:02d}") for n in range(1, 13)]
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    with start_tansu(tmp_path, schema_registry=schemas) as tansu:
+        dep = Deployment(tansu.address, partitions=1)
+        not_these = {"properties": {"id": {"not": {"enum": refused}}}}
+        for topic in (dep.topics.intake("appeal"), dep.topics.intake("urgent")):
+            schema = {"type": "object", "properties": {"value": not_these}}
+            (schemas / f"{topic}.json").write_text(json.dumps(schema))
+        dep.create_topics()
+        file = tmp_path / "appeals.jsonl"
+        file.write_text("".join(line + "\n" for line in lines))
+        published = subprocess.run(
+            [*MINHU, "publish", "--input", str(file)],
+            env=dep.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        said = published.stderr.strip().splitlines()
+        assert said[-1] == "10 sent, 0 refused, 2 not delivered", published.stderr
+        assert published.returncode == 1
+        for n in (4, 9):
+            [line] = [s for s in said if s.startswith(f"line {n}: ")]
+            assert "not delivered: the broker refused it: InvalidRecordError" in line, line
+        consumer = KafkaConsumer(
+            dep.topics.intake("appeal"),
+            dep.topics.intake("urgent"),
+            bootstrap_servers=tansu.address,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=3000,
+        )
+        on_topics = sorted(json.loads(m.value)["id"] for m in consumer)
+        consumer.close()
+    assert on_topics == [f"appeal-{n:02d}" for n in range(1, 13) if n not in (4, 9)]
+
+
 def test_operations_centres_follow_their_tier(
     broker: str, rules: Rules, registry: Registry, small_demo: list[str], tmp_path: Path
 ) -> None:
@@ -398,20 +451,52 @@ def test_replay_reads_kafka_by_time_range_without_a_group(
     assert page.exists() and len(list((tmp_path / "report").glob("*.png"))) == 7
 
 
+def killers() -> list[bytes]:
+    """Records that stop a driver which reads them naively: nesting deeper than `json.loads`
+    follows (RecursionError), alone and inside a live critical alarm (the life-safety lane reads
+    those first) and a critical appeal, and records over the size limit."""
+    from tests.hostile import ALARM, APPEAL
+
+    deep = b"[" * 5000 + b"]" * 5000
+    now = datetime.now(UTC).isoformat()
+    alarm = json.dumps({**ALARM, "id": "k-alarm", "time": now})
+    appeal = json.dumps({**APPEAL, "id": "k-appeal", "time": now})
+    big_alarm = {
+        **ALARM,
+        "id": "k-big",
+        "time": now,
+        "data": {**ALARM["data"], "unit": "x" * 600_000},
+    }
+    return [
+        deep,
+        b'{"a":' * 5000 + b"1" + b"}" * 5000,
+        alarm.replace('"gas_leak"', deep.decode()).encode(),
+        alarm.replace('"minhu.alarm.raised"', deep.decode()).encode(),
+        appeal.replace('"hotline_12345"', deep.decode()).encode(),
+        json.dumps(big_alarm).encode(),
+        b"{" + b" " * 600_000 + b"}",
+    ]
+
+
 def test_hostile_records_are_each_accounted_for_and_kill_nothing(
     broker: str, rules: Rules, registry: Registry, tmp_path: Path
 ) -> None:
-    """The file of nasty records through `minhu publish`, and the same bytes straight onto the
-    intake topics (a gateway that skips the publisher): the publisher refuses what it must and
-    goes on; the worker writes each record to its ledger once, as routed, attached, applied,
-    refused with a reason, or a duplicate, and stays up."""
+    """The file of nasty records, a fixed sample of the hostile strategies (tests/hostile.py)
+    and the records that kill naive readers: through `minhu publish`, and the same bytes
+    straight onto every intake topic, the life-safety lane's included, and the workers'
+    forwarded topic (a gateway that skips the publisher; some dated 2100 by their Kafka
+    timestamp). The publisher refuses what it must and goes on; the worker stays up
+    throughout, and writes each record to its ledger once, as routed, attached, applied,
+    refused with a reason, or a duplicate."""
     from kafka import KafkaProducer
 
-    from tests.hostile import nasty_records
+    from streams.drivers.kafka.admin import forwarded_topic
+    from tests.hostile import drawn, hostile_record, nasty_records
 
     dep = Deployment(broker)
     dep.create_topics()
-    lines = [line for line in nasty_records() if line.strip()]
+    sample = drawn(hostile_record(), 200)
+    lines = [line for line in [*nasty_records(), *sample, *killers()] if line.strip()]
     file = tmp_path / "hostile.jsonl"
     file.write_bytes(b"".join(line + b"\n" for line in lines))
     published = subprocess.run(
@@ -423,20 +508,26 @@ def test_hostile_records_are_each_accounted_for_and_kill_nothing(
         check=False,
     )
     summary = published.stderr.strip().splitlines()[-1]
-    sent, refused = (int(w) for w in summary.replace(",", "").split()[::2][:2])
-    assert published.returncode == 1 and sent + refused == len(lines), summary
+    sent, refused, lost = (int(w) for w in summary.replace(",", "").split()[::2][:3])
+    assert published.returncode == 1 and sent + refused == len(lines) and lost == 0, summary
     assert sent >= 100 and refused >= len(lines) // 2
+    t = dep.topics
+    topics = [t.intake(k) for k in ("alarm", "urgent", "appeal", "patrol", "action", "rating")]
+    topics.append(forwarded_topic(t, dep.app_id))
     raw = [line for line in lines if len(line) < 900_000]  # the broker's record limit is 1 MB
     producer = KafkaProducer(bootstrap_servers=broker, max_request_size=1_048_576)
-    topics = [dep.topics.intake(k) for k in ("appeal", "alarm", "action")]
-    for n, line in enumerate(raw):
-        producer.send(topics[n % 3], line, partition=n % dep.partitions)
+    sends = [(topics[n % len(topics)], line, n) for n, line in enumerate(raw)]
+    sends += [(topic, line, n) for topic in topics for n, line in enumerate(killers())]
+    in_2100 = 4_102_444_800_000  # a Kafka timestamp its writer set far ahead (ms)
+    for n, (topic, line, k) in enumerate(sends):
+        stamp = in_2100 if n % 5 == 0 else None
+        producer.send(topic, line, partition=k % dep.partitions, timestamp_ms=stamp)
     producer.flush()
     producer.close()
     ledger = f"sqlite:///{tmp_path / 'worker.db'}"
     worker = Worker(dep, tmp_path, "w", MINHU_LEDGER=ledger)
     try:
-        total = sent + len(raw)
+        total = sent + len(sends)
         deadline = time.monotonic() + 240
         rows: dict[str, int] = {}
         while time.monotonic() < deadline:
@@ -448,12 +539,103 @@ def test_hostile_records_are_each_accounted_for_and_kill_nothing(
         assert sum(rows.values()) == total, (rows, total)
         assert set(rows) <= {"routed", "attached", "applied", "rejected", "duplicate"}
         assert rows["rejected"] >= len(raw) // 2
-        assert worker.wait_ready()["ready"]
+        assert worker.wait_ready()["ready"] and worker.proc.poll() is None
         engine = create_engine(ledger)
         with engine.connect() as conn:
             reasons = conn.execute(select(DeadLetter.reason)).scalars().all()
         engine.dispose()
-        assert reasons and all(r.strip() for r in reasons)
+        # One dead letter per refused identity (the same refusal read twice is one row).
+        assert 0 < len(reasons) <= rows["rejected"] and all(r.strip() for r in reasons)
+        assert "deciding failed" not in worker.tail(10**7)
+    finally:
+        worker.stop()
+
+
+def test_any_timestamp_on_the_kafka_driver(
+    broker: str, rules: Rules, registry: Registry, tmp_path: Path
+) -> None:
+    """Arbitrary times (the strategy `times` of tests/hostile.py, which the embedded driver's
+    test_any_timestamp uses too) on valid alarms and appeals, straight onto the intake topics,
+    after twenty real ones of now, and read by one worker: each is routed or refused for its
+    time with the reason, the worker stays up, and no time moves a clock — no real case
+    escalates, and nothing the worker writes is dated beyond the bounds of
+    escalation_rules.yaml."""
+    from kafka import KafkaProducer
+
+    from tests.hostile import ALARM, APPEAL, drawn, times
+
+    dep = Deployment(broker)
+    dep.create_topics()
+    now = datetime.now(UTC)
+    real = [
+        json.dumps({**base, "id": f"real-{kind}-{n:02d}", "time": now.isoformat()})
+        for n in range(10)
+        for kind, base in (("appeal", APPEAL), ("alarm", ALARM))
+    ]
+    assert len(publish(dep, rules, registry, real)) == len(real)
+    stamps = drawn(times, 150)
+    bodies = [
+        ({**(ALARM if n % 2 else APPEAL), "id": f"ts-{n:03d}", "time": at}, n)
+        for n, at in enumerate(stamps)
+    ]
+    producer = KafkaProducer(bootstrap_servers=broker)
+    later = int(now.timestamp() * 1000) + 1000  # after the real ones, in the merge
+    for doc, n in bodies:
+        topic = dep.topics.intake("alarm" if n % 2 else "appeal")
+        value = json.dumps(doc, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        producer.send(topic, value, partition=n % dep.partitions, timestamp_ms=later)
+    producer.flush()
+    producer.close()
+    ledger = f"sqlite:///{tmp_path / 'worker.db'}"
+    worker = Worker(dep, tmp_path, "w", MINHU_LEDGER=ledger, MINHU_BATCH_SIZE="1000")
+    try:
+        total = len(real) + len(bodies)
+        deadline = time.monotonic() + 120
+        rows: dict[str, int] = {}
+        while time.monotonic() < deadline and sum(rows.values()) < total:
+            assert worker.proc.poll() is None, worker.tail()
+            time.sleep(1)
+            rows = intake_outcomes(ledger)
+        assert sum(rows.values()) == total, (rows, total)
+        assert worker.wait_ready()["ready"] and worker.proc.poll() is None
+        wall = datetime.now(UTC)
+        engine = create_engine(ledger)
+        with engine.connect() as conn:
+            intake = conn.execute(
+                select(IntakeRecord.event_id, IntakeRecord.outcome, IntakeRecord.case_id)
+            ).all()
+            dead = conn.execute(
+                select(DeadLetter.error_kind, DeadLetter.reason, DeadLetter.payload)
+            ).all()
+            events = conn.execute(
+                select(CaseEvent.case_id, CaseEvent.type, CaseEvent.at, CaseEvent.document)
+            ).all()
+        engine.dispose()
+        decided = {e: (o, c) for e, o, c in intake if e is not None}
+        real_cases = {decided[json.loads(r)["id"]][1] for r in real}
+        outcomes = {decided[json.loads(r)["id"]][0] for r in real}
+        assert outcomes <= {"routed", "attached"}, outcomes
+        refused: dict[str, tuple[str, str]] = {}
+        for kind, reason, payload in dead:
+            assert reason.strip(), payload[:200]
+            with contextlib.suppress(ValueError, TypeError):
+                refused[json.loads(payload)["id"]] = (kind, reason)
+        for doc, _ in bodies:
+            if doc["id"] in refused:
+                kind, reason = refused[doc["id"]]
+                assert kind == "implausible_time" or "'time'" in reason, (doc["time"], reason)
+            else:
+                assert decided[doc["id"]][0] in ("routed", "attached", "duplicate"), doc
+        late = {  # escalated by a deadline (not for repeated appeals, a routing decision)
+            c
+            for c, t, _, doc in events
+            if t == "minhu.case.escalated"
+            and json.loads(doc)["data"]["reason"].endswith("_timeout")
+        }
+        assert not late & real_cases, "a time moved the clock: real cases escalated"
+        beyond = [(c, t, at) for c, t, at, _ in events if at > wall + rules.time.max_ahead]
+        assert not beyond, beyond[:3]
+        assert "deciding failed" not in worker.tail(10**7)
     finally:
         worker.stop()
 

@@ -16,16 +16,22 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from kafka import KafkaConsumer
+from pydantic import ValidationError
 
-from schemas import Tier
+from schemas import EVENT_MODELS, Tier
+from schemas.jsontext import object_or_none
 from streams.analysis.summary import describe
 from streams.topics import Topics
 
 
 def concerns(value: dict[str, Any], unit: str) -> bool:
-    d = value.get("data", {})
+    d = value.get("data")
+    if not isinstance(d, dict):
+        return False
     units = {d.get("unit_id"), d.get("to_unit_id"), d.get("from_unit_id")}
-    units.update(n.get("unit_id") for n in d.get("notified") or [])
+    notified = d.get("notified")
+    if isinstance(notified, list):
+        units.update(n.get("unit_id") for n in notified if isinstance(n, dict))
     return unit in units
 
 
@@ -56,11 +62,28 @@ def follow(
     seen = SeenIds()
     try:
         for message in consumer:
-            value = json.loads(message.value)
+            value = event_or_none(message.value)
+            if value is None:
+                continue  # not one of minhu's events: nothing a centre can be shown
             if seen.first(value.get("id")) and (unit is None or concerns(value, unit)):
                 yield value
     finally:
         consumer.close()
+
+
+def event_or_none(raw: bytes) -> dict[str, Any] | None:
+    """A dispatch record as a dict, if it is one of minhu's events (only workers write these
+    topics; whatever else is there is skipped, and no record makes this raise)."""
+    doc = object_or_none(raw)
+    kind = doc.get("type") if doc is not None else None
+    model = EVENT_MODELS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        return None
+    try:
+        model.model_validate(doc)
+    except ValidationError:
+        return None
+    return doc
 
 
 class SeenIds:

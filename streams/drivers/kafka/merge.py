@@ -10,6 +10,16 @@ broker): a source that is behind may still hold something earlier.
 
 Record timestamps are the events' times (`minhu publish` sets them so). Ties go to the source
 listed first, then to the lower offset.
+
+A record's timestamp is whatever its producer set, though: a gateway that writes straight to
+its topic can date a record in 2100, and a record at the head of its source waits until every
+other source's head is later — a far-future head would hold back every record behind it on
+its topic for as long as the other topics have anything. So a record is ordered by its
+timestamp or by when it was received, whichever is earlier (no event happens after it is
+received; a producer's clock ahead of ours is taken back to ours), and a timestamp that is
+not a number (NaN) is taken as when it was received. A history read long after it happened
+keeps its own order; what the engine then refuses for its time (escalation_rules.yaml,
+`time:`) it refuses whatever its place in the merge.
 """
 
 from __future__ import annotations
@@ -39,8 +49,11 @@ class Merge(Generic[T]):
     def __len__(self) -> int:
         return sum(len(q) for q in self.queues.values())
 
-    def add(self, source: str, timestamp: float, offset: int, item: T) -> None:
-        self.queues[source].append(Held(timestamp, self.rank[source], offset, item))
+    def add(self, source: str, timestamp: float, offset: int, item: T, received: float) -> None:
+        """Hold `item`, ordered by its `timestamp` taken back to `received` (both seconds since
+        the epoch) when it is later, or not a number."""
+        at = timestamp if timestamp <= received else received  # NaN <= x is False
+        self.queues[source].append(Held(at, self.rank[source], offset, item))
 
     def release(self, caught_up: Callable[[str], bool | None]) -> Iterator[T]:
         """The records that can be decided now, earliest first. `caught_up(source)` says True

@@ -63,12 +63,14 @@ from faust.streams import _current_event
 from faust.web import Request, Response, View
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from pydantic import ValidationError
 
 from handlers.engine import Effects, Engine
+from handlers.intake import parse_input
 from handlers.registry import Registry
 from handlers.rules import Rules
 from handlers.state import DictStore, Position, dump_bucket, load_bucket
-from schemas import Severity
+from schemas import AlarmRaised, EventRejected, Severity
 from schemas.internal import Forwarded
 from streams.drivers.kafka import metrics as m
 from streams.drivers.kafka import transport
@@ -495,32 +497,47 @@ class MinhuWorker:
             return
         m.EVENTS_IN.labels(msg.topic, "record").inc()
         part.arrived = time.monotonic()
-        if msg.topic == self.forwarded_name:
-            f = Forwarded.model_validate_json(event.value)
-            item = Item(event, f.payload, Position(f.received_from, f.position))
-            part.merge.add(msg.topic, f.timestamp, msg.offset, item)
-            return
+        # The merge orders by the record's timestamp, which its producer set: never later than
+        # now, when it is received (merge.py), so that a gateway's 2100 holds nothing back.
+        received = time.time()
         item = Item(event, event.value, Position(f"{msg.topic}/{msg.partition}", msg.offset))
+        if msg.topic == self.forwarded_name:
+            try:
+                f = Forwarded.model_validate_json(event.value)
+            except ValidationError:
+                # Only workers write this topic; what is not a forwarded record is decided as
+                # it is (the engine refuses it with the reason), never a crash.
+                part.merge.add(msg.topic, msg.timestamp or 0, msg.offset, item, received)
+                return
+            item = Item(event, f.payload, Position(f.received_from, f.position))
+            part.merge.add(msg.topic, f.timestamp, msg.offset, item, received)
+            return
         if lane and self._life_safety(msg.topic, event.value):
             part.urgent.append(item)
         else:
-            part.merge.add(msg.topic, msg.timestamp or 0, msg.offset, item)
+            part.merge.add(msg.topic, msg.timestamp or 0, msg.offset, item, received)
 
     def _life_safety(self, topic: str, raw: bytes) -> bool:
-        """A critical alarm, or anything on the urgent topic, that is happening now."""
+        """A critical alarm, or anything on the urgent topic, that is happening now. The
+        record is read by the wire contract (`parse_input`), which no record makes raise (a
+        gateway that writes straight to the alarm topic could send 10 KB of nested brackets,
+        on which `json.loads` raises RecursionError: this worker, and each one after it,
+        exited on it). A record the contract refuses is not urgent: it goes through the merge
+        to the engine, which dead-letters it with the reason."""
         if self.s.live_window <= 0:
             return False
-        try:
-            doc = json.loads(raw)
-            at = datetime.fromisoformat(doc["time"])
-            if abs((datetime.now(UTC) - at).total_seconds()) > self.s.live_window:
-                return False
-            if topic == self.urgent_name:
-                return True
-            kind = self.rules.alarm_types.get(doc["data"]["alarm_type"])
-            return kind is not None and kind[1] is Severity.CRITICAL
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return False  # not even an alarm: the merge and the engine will say why
+        now = datetime.now(UTC)
+        event = parse_input(raw, topic, None, now)
+        if isinstance(event, EventRejected):
+            return False
+        if abs((now - event.time).total_seconds()) > self.s.live_window:
+            return False
+        if topic == self.urgent_name:
+            return True
+        if not isinstance(event, AlarmRaised):
+            return False
+        kind = self.rules.alarm_types.get(event.data.alarm_type)
+        return kind is not None and kind[1] is Severity.CRITICAL
 
     # ---- deciding -----------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from streams.drivers.ledger import IntakeRecord
+from streams.service.http import BATCH, STRUCTURED
 from streams.service.ports import NotSent, Verdict
 from tests.integration.service.conftest import (
     GATEWAY,
@@ -137,3 +138,55 @@ def test_a_broker_that_does_not_answer_is_503_to_send_again(
     r = served.client.post("/v1/events", content=json.dumps(alarm()), headers=h)
     assert r.status_code == 503 and r.headers["retry-after"] == "5", r.text
     assert "send it again" in r.json()["detail"]
+
+
+DEEP = b"[" * 5000 + b"]" * 5000  # 10 KB: Python's json.loads raises RecursionError on it
+
+
+def test_deep_nesting_is_a_400_with_its_reason_in_every_mode(served: Served) -> None:
+    """Nesting deeper than any parser should follow is malformed JSON, told as such, in the
+    structured, batch and binary modes — never a 500 (a batch holding one such event is not
+    JSON as a whole)."""
+    doc = alarm()
+    nested = json.dumps({**doc, "data": "DATA"}).encode().replace(b'"DATA"', DEEP)
+    binary = {f"ce-{k}": v for k, v in doc.items() if k != "data"}
+    before = served.received
+    cases = [
+        (DEEP, STRUCTURED),
+        (nested, STRUCTURED),
+        (DEEP, BATCH),
+        (b"[" + nested + b"]", BATCH),
+        (DEEP, "application/json"),
+    ]
+    for body, media in cases:
+        extra = binary if media == "application/json" else {}
+        r = served.client.post(
+            "/v1/events",
+            content=body,
+            headers={"content-type": media, **extra, **served.auth(GATEWAY)},
+        )
+        assert r.status_code == 400, (media, body[:20], r.status_code, r.text[:300])
+        [result] = r.json()["results"]
+        assert result["status"] == "refused" and "recursion limit" in result["reason"], result
+    assert served.received == before
+
+
+def test_a_refusal_echoes_at_most_the_start_of_an_id(served: Served) -> None:
+    """A 600 KB record is refused for its size; the answer names its id by its first 64
+    characters, not all 600 KB of it (nor a reason that quotes a field whole)."""
+    from fastapi.testclient import TestClient
+
+    from streams.service.http import create_app
+
+    client = TestClient(create_app(served.service, tick=False))  # the default 4 MiB body cap
+    h = {"content-type": STRUCTURED, **served.auth(GATEWAY)}
+    big_id = alarm(id="x" * 600_000)
+    big_type = alarm(type="minhu." + "y" * 400_000)
+    for doc, status in ((big_id, 413), (big_type, 400)):
+        r = client.post("/v1/events", content=json.dumps(doc).encode(), headers=h)
+        assert r.status_code == status, r.text[:300]
+        assert len(r.content) < 2000, r.text[:300]
+        [result] = r.json()["results"]
+        assert result["status"] == "refused" and result["reason"]
+    r = client.post("/v1/events", content=json.dumps(big_id).encode(), headers=h)
+    assert r.json()["results"][0]["event_id"] == "x" * 64 + "…"
