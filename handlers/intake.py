@@ -31,6 +31,8 @@ from schemas.routing import ErrorKind
 
 REJECTION_SOURCE = "minhu/router"
 MAX_ERRORS_LISTED = 10
+# The longest reason, field name or message a dead letter quotes (an unknown type is quoted).
+MAX_REASON_CHARS = 1000
 EVENT_TYPES = (
     "minhu.appeal.reported, minhu.alarm.raised, minhu.patrol.reported, "
     "minhu.case.acknowledged, minhu.case.resolved, minhu.case.verified, "
@@ -330,13 +332,37 @@ def rejection(
         subject=event_id,
         datacontenttype="application/json",
         data=EventRejectedData.model_construct(
-            reason=storable(reason),
+            reason=_clip(storable(reason), MAX_REASON_CHARS),
             error_kind=kind,
-            errors=[FieldError(loc=storable(e.loc), msg=storable(e.msg)) for e in errors],
+            errors=[
+                FieldError(
+                    loc=_clip(storable(e.loc), MAX_REASON_CHARS),
+                    msg=_clip(storable(e.msg), MAX_REASON_CHARS),
+                )
+                for e in errors
+            ],
             received_from=received_from,
             position=position,
             event_id=event_id,
             event_type=event_type,
-            payload=storable(payload),
+            payload=_bounded(storable(payload)),
         ),
     )
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}…({len(text):,} characters in all)"
+
+
+def _bounded(payload: str) -> str:
+    """A dead letter's payload, escaped, as a JSON string no larger than `MAX_RECORD_BYTES`:
+    escaping can make a record of control characters six times as long (\\u0001), and JSON
+    doubles a backslash, so a record under the limit could make a dead letter no producer
+    sends (a worker that cannot send a dead letter stops, and so does the next one on the same
+    record). Over it, the payload's first `KEPT_OF_LARGE` characters and its size are kept."""
+    if len(payload) * 6 <= MAX_RECORD_BYTES:  # no escaping can take it over: skip the count
+        return payload
+    size = len(json.dumps(payload, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    if size <= MAX_RECORD_BYTES:
+        return payload
+    return f"{payload[:KEPT_OF_LARGE]}…({size:,} bytes in all, escaped)"

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from handlers.registry import Registry
 from handlers.rules import Rules
 from streams.drivers.embedded import EmbeddedRunner
@@ -18,13 +16,6 @@ from tests.hostile import APPEAL
 WORKER_LIMIT = 1_000_000  # bytes: Faust's producer_max_request_size
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="handlers/intake: a dead letter keeps the record with its unstorable characters "
-    "escaped (\\x01 -> \\\\u0001, six times as long; broken UTF-8 -> \\\\xff, four times) and "
-    "a reason that quotes an unknown type whole: 300 KB of control characters make a 2.1 MB "
-    "dead letter, on which a Kafka worker exits (status 4) at every restart",
-)
 def test_no_dead_letter_is_too_large_for_a_worker_to_send(rules: Rules, registry: Registry) -> None:
     records = [
         b"\x01" * 300_000,
