@@ -132,6 +132,10 @@ class Engine:
         self.holds = holds
         self.clock = EPOCH  # what deadlines fire by: event time, or a live driver's wall clock
         self.watermark = EPOCH  # the latest event time fed: what forgetting goes by
+        # How many decided events the clock rests on (dated within `time.max_jump` before it):
+        # a jump past it is refused only when more than one does, so that the stream's first
+        # event, or a lone one after a long silence, cannot make it refuse all that follows.
+        self._clock_support = 0
         # The time of the oldest record decided but not yet durable (a driver writes a batch
         # at a time): nothing newer than this is forgotten, so that a driver killed before it
         # wrote the batch finds, reading it again, what it needs. None: all is durable.
@@ -339,7 +343,7 @@ class Engine:
             eff.intake = IntakeRow(at, "rejected", None, None, None, None, payload)
             return eff
         event = parsed
-        known = self.clock if self.clock > EPOCH else None
+        known = self.clock if self.clock > EPOCH and self._clock_support > 1 else None
         implausible = implausible_time(event.time, now, known, self.rules.time)
         if implausible is not None:
             dead = rejection(
@@ -359,6 +363,11 @@ class Engine:
             eff.intake = IntakeRow(at, "rejected", None, event.type, None, None, payload)
             return eff
         reached = self.reached(event.time, now)
+        jump = self.rules.time.max_jump
+        if advance and (self.clock == EPOCH or reached > self.clock + jump):
+            self._clock_support = 1  # the clock, if it follows, rests on this event alone
+        elif reached >= self.clock - jump:
+            self._clock_support += 1
         if reached > self.watermark:
             self.watermark = reached
         if advance:

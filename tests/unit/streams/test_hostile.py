@@ -105,16 +105,18 @@ def test_one_appeal_from_the_future_moves_no_clock(
 
 def test_far_ahead_of_the_stream_is_refused(rules: Rules, registry: Registry) -> None:
     """An event more than `time.max_jump` after the stream's latest is refused, even when the
-    wall clock would allow it (a history replayed years later)."""
+    wall clock would allow it (a history replayed years later), once the clock rests on more
+    than one event."""
     lines = [
         _appeal_at("2020-01-01T09:00:00+08:00", 1),
+        _appeal_at("2020-01-01T10:00:00+08:00", 4),
         _appeal_at("2020-03-01T09:00:00+08:00", 2),  # 60 days later
         _appeal_at("2020-01-02T09:00:00+08:00", 3),
     ]
     runner, events, _ = run(rules, registry, lines)
     kinds = [e.data.error_kind for e in events if e.type == "minhu.event.rejected"]  # type: ignore[attr-defined]
     assert kinds == ["implausible_time"]
-    assert runner.tally.cases == 2
+    assert runner.tally.cases == 3
 
 
 def test_readings(rules: Rules, registry: Registry) -> None:

@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from handlers.registry import Registry
 from handlers.rules import Rules
 from streams.drivers.embedded import EmbeddedRunner
 from tests.hostile import APPEAL
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="handlers/intake.implausible_time: `time.max_jump` is measured from the stream's "
-    "clock, which one record dated 2000-01-01 (not before `time.earliest`, so believed) sets "
-    "to 2000: every real record after it is then 'more than 30d after the stream's latest "
-    "event' and refused (minhu route on examples/story.jsonl behind such a record: 32 of 32)",
-)
 def test_one_record_from_long_ago_refuses_nothing_after_it(
     rules: Rules, registry: Registry
 ) -> None:
