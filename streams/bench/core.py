@@ -89,7 +89,7 @@ def _demo_history(rules: Rules, registry: Registry, events: int) -> list[str]:
 def run_bench(
     rules: Rules, registry: Registry, events: int, ledger_events: int, repeat: int = 3
 ) -> dict[str, Any]:
-    lines = [line.encode() for line in StreamGenerator(registry, seed=1).lines(events)]
+    lines = [line.encode() for line in StreamGenerator(registry, seed=1, varied=True).lines(events)]
     null = core = 0.0
     for _ in range(repeat):
         gc.collect()

@@ -136,7 +136,7 @@ def _stop(procs: Iterable[subprocess.Popen[bytes]]) -> None:
 def throughput(
     broker: str, rules: Rules, registry: Registry, events: int, partitions: int
 ) -> dict[str, Any]:
-    lines = [line for line in StreamGenerator(registry, seed=3).lines(events) if '"minhu.' in line]
+    lines = [line for line in StreamGenerator(registry, seed=3, varied=True).lines(events) if '"minhu.' in line]
     run = uuid.uuid4().hex[:6]
     results: dict[str, Any] = {}
     for job in JOBS:
@@ -232,7 +232,7 @@ def latency(
         key=lambda s: s.id,
     )
     stop = threading.Event()
-    background = StreamGenerator(registry, seed=5)
+    background = StreamGenerator(registry, seed=5, varied=True)
     sent_bg = [0]
     flow_span = [0.0, 0.0]  # when the background flow started and stopped (monotonic)
 

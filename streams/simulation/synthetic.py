@@ -127,10 +127,19 @@ class StreamGenerator:
     """Yields (time, JSON line) in time order; `lines()` gives just the lines."""
 
     def __init__(
-        self, registry: Registry, seed: int = 7, start: datetime = DEFAULT_START, days: int = 30
+        self,
+        registry: Registry,
+        seed: int = 7,
+        start: datetime = DEFAULT_START,
+        days: int = 30,
+        varied: bool = False,
     ) -> None:
+        """`varied`: every appeal and patrol text is made unique (`_vary`), as real ones are —
+        for the benchmarks, so that no cache of texts could flatter them. The demo's texts are
+        the fixed examples below (and its history stays the same for a seed)."""
         self.reg = registry
         self.rng = random.Random(seed)
+        self.vary = random.Random(seed * 31 + 17) if varied else None
         self.start = start
         self.span = timedelta(days=days)
         self.micro_grids = sorted(
@@ -209,6 +218,31 @@ class StreamGenerator:
         phone = self.rng.choice(["138", "139", "186", "135"]) + f"{self.rng.randrange(10**8):08d}"
         return {"id": rid, "name": name, "phone": phone}
 
+    def _vary(self, text: str, resident: bool = True) -> str:
+        """The text as one person would write it (with `varied`): where a resident lives, how
+        long it has lasted, a size or a count, a request, each drawn at random around the
+        example, so that hardly two texts of a stream are alike while the words that decide
+        the category and the severity stay the example's."""
+        v = self.vary
+        if v is None:
+            return text
+        room = f"{v.randrange(1, 40)}号楼{v.randrange(1, 7)}单元{v.randrange(101, 2899)}室"
+        who = v.choice(["", f"我是{room}的住户，", f"您好，我住{room}，", f"{room}反映："])
+        since = v.choice(
+            [
+                "",
+                f"已经{v.randrange(2, 60)}天了，",
+                f"从{v.randrange(1, 13)}月{v.randrange(1, 29)}日起，",
+            ]
+        )
+        extra = v.choice(
+            ["", f"大约{v.randrange(5, 300)}平方米。", f"有{v.randrange(2, 30)}户受影响。"]
+        )
+        ask = v.choice(
+            ["", "麻烦尽快处理。", "希望有人来看看，谢谢！", f"已经反映过{v.randrange(2, 9)}次。"]
+        )
+        return f"{who if resident else ''}{since}{text}{extra}{ask}"
+
     def appeal(self, at: datetime, mg: str | None = None, category: str | None = None) -> Doc:
         mg = mg or self.rng.choice(self.micro_grids)
         if category is None:
@@ -222,7 +256,7 @@ class StreamGenerator:
         data: Doc = {
             "caller": self._caller(),
             "channel": channel,
-            "text": text,
+            "text": self._vary(text),
             "location": self._location(mg),
         }
         if channel in ("app", "qr_code") and self.rng.random() < 0.6:
@@ -258,7 +292,7 @@ class StreamGenerator:
         data: Doc = {
             "reporter_id": w.id,
             "category": category,
-            "text": self.rng.choice(PATROL_TEXTS[category]),
+            "text": self._vary(self.rng.choice(PATROL_TEXTS[category]), resident=False),
             "photo_urls": [f"https://img.minhu.example/patrol/{self.seq + 1}.jpg"],
             "location": {"micro_grid_id": mg},
             "handled_on_spot": self.rng.random() < 0.5,
