@@ -168,7 +168,7 @@ def throughput(
         results[f"{job}_events_per_s"] = round(n / span) if span and span > 0 else None
 
     def over(a: str, b: str) -> float | None:
-        x, y = results[f"{a}_events_per_s"], results[f"{b}_events_per_s"]
+        x, y = results.get(f"{a}_events_per_s"), results.get(f"{b}_events_per_s")
         return round(x / y, 3) if x and y else None
 
     results["ratio"] = over("worker", "passthrough")

@@ -148,12 +148,14 @@ class WorkerSettings(BaseModel):
         description="How long a batch waits to fill before it is decided anyway.",
     )
     decide_budget_ms: float = Field(
-        40.0,
+        15.0,
         gt=0,
         description="How long the worker decides records of its backlog before it writes "
         "them and lets the life-safety lane in: a critical alarm that arrives while a backlog "
-        "is decided waits for at most about one slice and its writing. Lower cuts that wait, "
-        "at the cost of a write (a flush and the state's round trip) per slice.",
+        "is decided waits for about one slice and its writing. Lower cuts that wait, at the "
+        "cost of a write (a flush and the state's round trip) per slice. Measured on a "
+        "2-core machine with the intake saturated: 15 ms gave the alarm p50 171 ms and p99 "
+        "458 ms, 40 ms p50 290–310 ms and p99 0.9–1.5 s, for 5–10 % less throughput.",
     )
     fetch_wait_ms: int = Field(
         5,
