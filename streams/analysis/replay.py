@@ -9,6 +9,12 @@ Sources, all read-only:
 
 The history runs through the embedded runner in event time (deterministic), once with the
 candidate rules and, with a baseline, once more; `handlers/whatif.py` compares the outcomes.
+
+A replay holds neither the history nor its output: a file or the ledger is read as the run goes
+(`History`, read again for a second run), each output event is folded into the case outcomes
+and the three rates (`OutcomeFold`, `RateFold`) and handed on (the CLI writes the candidate's to
+`events.jsonl` there and then), and is gone. What grows with the history is one outcome and one
+current assignment per case, and the engine's own state, which it forgets by event time.
 """
 
 from __future__ import annotations
@@ -16,20 +22,20 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from handlers.rates import three_rates
+from handlers.rates import RateFold
 from handlers.registry import Registry
 from handlers.rules import Rules
 from handlers.whatif import (
     CaseOutcome,
+    OutcomeFold,
     case_diffs,
     outcome_rows,
-    outcomes,
     rate_deltas,
     rule_rows,
 )
@@ -49,23 +55,41 @@ def _event_time(line: str | bytes) -> datetime | None:
 
 def _in_range(
     lines: Iterable[str | bytes], since: datetime | None, until: datetime | None
-) -> list[str | bytes]:
+) -> Iterator[str | bytes]:
     if since is None and until is None:
-        return list(lines)
-    out = []
+        yield from lines
+        return
     for line in lines:
         t = _event_time(line)
         if t is None or ((since is None or t >= since) and (until is None or t <= until)):
-            out.append(line)  # unparseable records are kept: they are part of the history
-    return out
+            yield line  # unparseable records are kept: they are part of the history
 
 
-def from_file(path: Path, since: datetime | None, until: datetime | None) -> list[str | bytes]:
+class History:
+    """A history read as it is replayed, from its start each time it is iterated (a comparison
+    runs it twice), so that it is never held whole in memory."""
+
+    def __init__(self, read: Callable[[], Iterator[str | bytes]]) -> None:
+        self._read = read
+
+    def __iter__(self) -> Iterator[str | bytes]:
+        return self._read()
+
+
+def _file_lines(path: Path) -> Iterator[bytes]:
     with path.open("rb") as f:
-        return _in_range((line.rstrip(b"\r\n") for line in f if line.strip()), since, until)
+        for line in f:
+            if line.strip():
+                yield line.rstrip(b"\r\n")
 
 
-def from_ledger(url: str, since: datetime | None, until: datetime | None) -> list[str | bytes]:
+def from_file(path: Path, since: datetime | None, until: datetime | None) -> History:
+    with path.open("rb"):
+        pass  # a missing file is an error now, not when the replay starts reading
+    return History(lambda: _in_range(_file_lines(path), since, until))
+
+
+def _ledger_lines(url: str) -> Iterator[str]:
     from sqlalchemy import select
 
     from streams.drivers.ledger import IntakeRecord, make_engine
@@ -73,14 +97,19 @@ def from_ledger(url: str, since: datetime | None, until: datetime | None) -> lis
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(
+            rows = conn.execution_options(stream_results=True, yield_per=1000).execute(
                 select(IntakeRecord.payload)
                 .where(IntakeRecord.outcome != "duplicate")
                 .order_by(IntakeRecord.seq)
             )
-            return _in_range((r[0] for r in rows), since, until)
+            for r in rows:
+                yield r[0]
     finally:
         engine.dispose()
+
+
+def from_ledger(url: str, since: datetime | None, until: datetime | None) -> History:
+    return History(lambda: _in_range(_ledger_lines(url), since, until))
 
 
 def from_kafka(
@@ -143,22 +172,36 @@ def from_kafka(
 @dataclass
 class Run:
     tally: Tally
-    events: list[CloudEvent]
     outcomes: dict[str, CaseOutcome]
+    rates: RateFold  # per unit
+    records: int  # records read from the history
     seconds: float
 
 
 def run(
-    lines: list[str | bytes],
+    lines: Iterable[str | bytes],
     rules: Rules,
     registry: Registry,
     until: datetime | None,
     progress: Callable[[int], None] | None = None,
+    on_event: Callable[[CloudEvent], None] | None = None,
+    as_of: datetime | None = None,
 ) -> Run:
-    """The history through the embedded runner (event time), without a ledger."""
-    events: list[CloudEvent] = []
-    runner = EmbeddedRunner(rules, registry, on_event=events.append)
+    """The history through the embedded runner (event time), without a ledger. Each output
+    event is folded into the outcomes and rates, then given to `on_event`; none is kept.
+    Rates are judged `as_of` (default `until`; without either, at the last event's time)."""
+    fold = OutcomeFold()
+    rates = RateFold("unit", as_of or until)
+
+    def seen(ev: CloudEvent) -> None:
+        fold.add(ev)
+        rates.add(ev)
+        if on_event is not None:
+            on_event(ev)
+
+    runner = EmbeddedRunner(rules, registry, on_event=seen)
     started = time.process_time()
+    n = 0
     for n, line in enumerate(lines, start=1):
         runner.feed(line, "replay", n)
         if progress and n % 1000 == 0:
@@ -166,8 +209,8 @@ def run(
     if until is not None:
         runner.finish(until)
     if progress:
-        progress(len(lines) % 1000)
-    return Run(runner.tally, events, outcomes(events), time.process_time() - started)
+        progress(n % 1000)
+    return Run(runner.tally, fold.outcomes, rates, n, time.process_time() - started)
 
 
 def write_rows(out: Path, name: str, rows: list[dict[str, Any]]) -> None:
@@ -179,10 +222,11 @@ def write_rows(out: Path, name: str, rows: list[dict[str, Any]]) -> None:
     write_csv(out / f"{name}.csv", rows)
 
 
-def compare(candidate: Run, baseline: Run | None, as_of: datetime) -> dict[str, Any]:
+def compare(candidate: Run, baseline: Run | None) -> dict[str, Any]:
     """The diff rows, the per-unit rate deltas (or the candidate's rates alone), and per rule
-    its cases and how often they were returned or forwarded (`rules`)."""
-    cand_rates = three_rates(candidate.events, as_of, "unit")
+    its cases and how often they were returned or forwarded (`rules`). Each run's rates are
+    as of its own `as_of`: run the baseline as of the candidate's."""
+    cand_rates = candidate.rates.rows()
     if baseline is None:
         return {
             "cases": outcome_rows(candidate.outcomes),
@@ -190,7 +234,7 @@ def compare(candidate: Run, baseline: Run | None, as_of: datetime) -> dict[str, 
             "diffs": [],
             "rules": rule_rows(None, candidate.outcomes),
         }
-    base_rates = three_rates(baseline.events, as_of, "unit")
+    base_rates = baseline.rates.rows()
     return {
         "cases": outcome_rows(candidate.outcomes),
         "diffs": case_diffs(baseline.outcomes, candidate.outcomes),

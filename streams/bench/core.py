@@ -20,8 +20,14 @@ runs.
 from __future__ import annotations
 
 import gc
+import json
+import pickle
+import resource
+import subprocess
+import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -110,22 +116,54 @@ def run_bench(
     }
 
 
-def replay_bench(rules: Rules, registry: Registry, intake_events: int) -> dict[str, Any]:
-    """`minhu replay` from a file: the demo history (intake, actions, ratings) read from disk
-    and run through the core with its lifecycle, in event time."""
+def replay_file(
+    rules: Rules, registry: Registry, path: Path, until: datetime | None
+) -> dict[str, Any]:
+    """Replay a history file as `minhu replay` does (without writing its results); the records
+    read, the cases, the rate and this process's peak memory."""
     from streams.analysis.replay import from_file, run
 
+    started = time.process_time()
+    result = run(from_file(path, None, None), rules, registry, until)
+    result.rates.rows()
+    seconds = time.process_time() - started
+    return {
+        "records": result.records,
+        "cases": result.tally.cases,
+        "clock": "process CPU time",
+        "replay_records_per_s": round(result.records / seconds),
+        # Linux: kilobytes (macOS: bytes — then this reads 1024 times too high).
+        "replay_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+
+
+# The child finds minhu where this process did, then unpickles the rules and registry.
+_CHILD = (
+    "import json, pickle, sys\n"
+    "where, blob = pickle.load(sys.stdin.buffer)\n"
+    "sys.path[:0] = where\n"
+    "from streams.bench.core import replay_file\n"
+    "print(json.dumps(replay_file(**pickle.loads(blob))))\n"
+)
+
+
+def replay_bench(rules: Rules, registry: Registry, intake_events: int) -> dict[str, Any]:
+    """`minhu replay` from a file: the demo history (intake, actions, ratings) read from disk
+    and run through the core with its lifecycle, in event time — in a fresh process, so that
+    its peak memory (`replay_peak_rss_mb`) is the replay's, not the making of the history."""
     history = _demo_history(rules, registry, intake_events)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "history.jsonl"
         path.write_text("\n".join(history) + "\n", encoding="utf-8")
-        started = time.process_time()
-        lines = from_file(path, None, None)
-        result = run(lines, rules, registry, demo_until())
-        seconds = time.process_time() - started
-    return {
-        "records": len(lines),
-        "cases": result.tally.cases,
-        "clock": "process CPU time",
-        "replay_records_per_s": round(len(lines) / seconds),
-    }
+        del history
+        args = {"rules": rules, "registry": registry, "path": path, "until": demo_until()}
+        done = subprocess.run(
+            [sys.executable, "-c", _CHILD],
+            input=pickle.dumps((sys.path, pickle.dumps(args))),
+            capture_output=True,
+            check=False,
+        )
+    if done.returncode != 0:
+        raise RuntimeError(f"replay bench failed: {done.stderr.decode(errors='replace')}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
