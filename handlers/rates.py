@@ -268,10 +268,21 @@ class RateFold:
             self.latest = ev.time
         self._log.add(ev)
 
-    def rows(self) -> list[RateRow]:
-        """The rates per group as of `as_of`, in group order (the fold can go on after)."""
+    def judges(self, as_of: datetime) -> bool:
+        """Whether `rows(as_of)` is exact: at the moment the fold was told, or, folding as of
+        the latest event, at that event or any time after it."""
+        if self._as_of is not None:
+            return as_of == self._as_of
+        return self.latest is None or as_of >= self.latest
+
+    def rows(self, as_of: datetime | None = None) -> list[RateRow]:
+        """The rates per group as of `as_of` (default: the fold's), in group order (the fold
+        can go on after)."""
+        if as_of is None:
+            as_of = self.as_of
+        elif not self.judges(as_of):
+            raise ValueError(f"rates folded as of {self.as_of} cannot be judged as of {as_of}")
         acc = {g: list(v) for g, v in self._acc.items()}
-        as_of = self.as_of
         if as_of is not None:
             for a in self._log.current.values():
                 self._assignment(acc, a, as_of)

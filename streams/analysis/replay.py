@@ -20,11 +20,16 @@ current assignment per case, and the engine's own state, which it forgets by eve
 from __future__ import annotations
 
 import json
+import pickle
+import subprocess
+import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -67,13 +72,23 @@ def _in_range(
 
 class History:
     """A history read as it is replayed, from its start each time it is iterated (a comparison
-    runs it twice), so that it is never held whole in memory."""
+    runs it twice), so that it is never held whole in memory. `read` is pickled to run it in
+    another process (`Elsewhere`): a module-level function, or a `partial` of one."""
 
     def __init__(self, read: Callable[[], Iterator[str | bytes]]) -> None:
         self._read = read
 
     def __iter__(self) -> Iterator[str | bytes]:
         return self._read()
+
+
+def _read(
+    lines: Callable[[Any], Iterator[str | bytes]],
+    source: Any,
+    since: datetime | None,
+    until: datetime | None,
+) -> Iterator[str | bytes]:
+    return _in_range(lines(source), since, until)
 
 
 def _file_lines(path: Path) -> Iterator[bytes]:
@@ -86,7 +101,7 @@ def _file_lines(path: Path) -> Iterator[bytes]:
 def from_file(path: Path, since: datetime | None, until: datetime | None) -> History:
     with path.open("rb"):
         pass  # a missing file is an error now, not when the replay starts reading
-    return History(lambda: _in_range(_file_lines(path), since, until))
+    return History(partial(_read, _file_lines, path, since, until))
 
 
 def _ledger_lines(url: str) -> Iterator[str]:
@@ -109,7 +124,7 @@ def _ledger_lines(url: str) -> Iterator[str]:
 
 
 def from_ledger(url: str, since: datetime | None, until: datetime | None) -> History:
-    return History(lambda: _in_range(_ledger_lines(url), since, until))
+    return History(partial(_read, _ledger_lines, url, since, until))
 
 
 def from_kafka(
@@ -213,6 +228,63 @@ def run(
     return Run(runner.tally, fold.outcomes, rates, n, time.process_time() - started)
 
 
+# The child finds minhu where its parent did, then unpickles the call (rules, registry…).
+_CHILD = (
+    "import logging, pickle, sys\n"
+    "where, blob = pickle.load(sys.stdin.buffer)\n"
+    "sys.path[:0] = where\n"
+    "logging.getLogger('minhu.auth').disabled = True\n"
+    "out, sys.stdout = sys.stdout.buffer, sys.stderr\n"  # stdout carries the result alone
+    "fn, kwargs = pickle.loads(blob)\n"
+    "out.write(pickle.dumps(fn(**kwargs)))\n"
+)
+
+
+class Elsewhere:
+    """`fn(**kwargs)` in a fresh Python process of its own — the other core, while this one
+    works — whose result `result()` waits for. `fn` and the arguments are pickled: a
+    module-level function, rules, a registry, a `History` or a list of records."""
+
+    def __init__(self, fn: Callable[..., Any], **kwargs: Any) -> None:
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed by result or stop)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _CHILD],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._errors,
+        )
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(pickle.dumps((sys.path, pickle.dumps((fn, kwargs)))))
+            self._proc.stdin.close()
+        except BaseException:
+            self.stop()
+            raise
+
+    def result(self) -> Any:
+        try:
+            assert self._proc.stdout is not None
+            out = self._proc.stdout.read()
+            self._proc.stdout.close()
+            self._proc.wait()
+            if self._proc.returncode != 0:
+                self._errors.seek(0)
+                said = self._errors.read().decode("utf-8", "replace").strip()
+                raise RuntimeError(f"the replay's second process failed: {said}")
+            return pickle.loads(out)
+        finally:
+            self._errors.close()
+
+    def stop(self) -> None:
+        """Stop it (this run is ending some other way)."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+        self._errors.close()
+
+
 def write_rows(out: Path, name: str, rows: list[dict[str, Any]]) -> None:
     """`name.jsonl` and `name.csv` in `out`."""
     out.mkdir(parents=True, exist_ok=True)
@@ -222,11 +294,12 @@ def write_rows(out: Path, name: str, rows: list[dict[str, Any]]) -> None:
     write_csv(out / f"{name}.csv", rows)
 
 
-def compare(candidate: Run, baseline: Run | None) -> dict[str, Any]:
+def compare(candidate: Run, baseline: Run | None, as_of: datetime | None = None) -> dict[str, Any]:
     """The diff rows, the per-unit rate deltas (or the candidate's rates alone), and per rule
-    its cases and how often they were returned or forwarded (`rules`). Each run's rates are
-    as of its own `as_of`: run the baseline as of the candidate's."""
-    cand_rates = candidate.rates.rows()
+    its cases and how often they were returned or forwarded (`rules`). Both runs' rates are
+    judged `as_of` (default: the candidate's; `RateFold.judges` says whether a run can be)."""
+    as_of = as_of or candidate.rates.as_of
+    cand_rates = candidate.rates.rows(as_of)
     if baseline is None:
         return {
             "cases": outcome_rows(candidate.outcomes),
@@ -234,7 +307,7 @@ def compare(candidate: Run, baseline: Run | None) -> dict[str, Any]:
             "diffs": [],
             "rules": rule_rows(None, candidate.outcomes),
         }
-    base_rates = baseline.rates.rows()
+    base_rates = baseline.rates.rows(as_of)
     return {
         "cases": outcome_rows(candidate.outcomes),
         "diffs": case_diffs(baseline.outcomes, candidate.outcomes),

@@ -20,11 +20,7 @@ runs.
 from __future__ import annotations
 
 import gc
-import json
-import pickle
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import datetime
@@ -137,33 +133,17 @@ def replay_file(
     }
 
 
-# The child finds minhu where this process did, then unpickles the rules and registry.
-_CHILD = (
-    "import json, pickle, sys\n"
-    "where, blob = pickle.load(sys.stdin.buffer)\n"
-    "sys.path[:0] = where\n"
-    "from streams.bench.core import replay_file\n"
-    "print(json.dumps(replay_file(**pickle.loads(blob))))\n"
-)
-
-
 def replay_bench(rules: Rules, registry: Registry, intake_events: int) -> dict[str, Any]:
     """`minhu replay` from a file: the demo history (intake, actions, ratings) read from disk
     and run through the core with its lifecycle, in event time — in a fresh process, so that
     its peak memory (`replay_peak_rss_mb`) is the replay's, not the making of the history."""
+    from streams.analysis.replay import Elsewhere
+
     history = _demo_history(rules, registry, intake_events)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "history.jsonl"
         path.write_text("\n".join(history) + "\n", encoding="utf-8")
         del history
-        args = {"rules": rules, "registry": registry, "path": path, "until": demo_until()}
-        done = subprocess.run(
-            [sys.executable, "-c", _CHILD],
-            input=pickle.dumps((sys.path, pickle.dumps(args))),
-            capture_output=True,
-            check=False,
-        )
-    if done.returncode != 0:
-        raise RuntimeError(f"replay bench failed: {done.stderr.decode(errors='replace')}")
-    result: dict[str, Any] = json.loads(done.stdout)
+        job = Elsewhere(replay_file, rules=rules, registry=registry, path=path, until=demo_until())
+        result: dict[str, Any] = job.result()
     return result

@@ -8,7 +8,6 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.progress import Progress
@@ -76,29 +75,51 @@ def cmd_replay(args: argparse.Namespace) -> int:
         source = args.source
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with Progress(console=console, transient=True) as progress:
-
-        def advancing(name: str) -> Any:
-            task = progress.add_task(f"replaying ({name})", total=None)
-            return lambda n: progress.advance(task, n)
-
-        # The candidate's events go to events.jsonl as they come (for `minhu report --from`).
-        with (out / "events.jsonl").open("w", encoding="utf-8") as f:
-
-            def write(ev: CloudEvent) -> None:
-                f.write(f'{{"value":{ev.model_dump_json(exclude_none=True)}}}\n')
-
-            cand = rp.run(
-                lines, candidate_rules, registry, args.until, advancing("candidate"), write
-            )
-        # Both runs' rates are judged at the same moment: the end of the candidate's run.
-        as_of = args.until or cand.rates.as_of or datetime.now().astimezone()
-        base = (
-            rp.run(lines, baseline_rules, registry, args.until, advancing("baseline"), as_of=as_of)
-            if baseline_rules
-            else None
+    # The baseline runs in a second process, on the other core, while this one runs the
+    # candidate: two independent runs of the same history, so nothing changes but the time.
+    elsewhere = (
+        rp.Elsewhere(
+            rp.run,
+            lines=lines,
+            rules=baseline_rules,
+            registry=registry,
+            until=args.until,
+            as_of=args.until,
         )
-    result = rp.compare(cand, base)
+        if baseline_rules
+        else None
+    )
+    try:
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task(
+                "replaying" + (" (the baseline beside it)" if elsewhere else ""), total=None
+            )
+            # The candidate's events go to events.jsonl as they come (`minhu report --from`).
+            with (out / "events.jsonl").open("w", encoding="utf-8") as f:
+
+                def write(ev: CloudEvent) -> None:
+                    f.write(f'{{"value":{ev.model_dump_json(exclude_none=True)}}}\n')
+
+                cand = rp.run(
+                    lines,
+                    candidate_rules,
+                    registry,
+                    args.until,
+                    lambda n: progress.advance(task, n),
+                    write,
+                )
+            base: rp.Run | None = elsewhere.result() if elsewhere else None
+            elsewhere = None
+    finally:
+        if elsewhere is not None:
+            elsewhere.stop()
+    # Both runs' rates are judged at the same moment: the end of the candidate's run.
+    as_of = args.until or cand.rates.as_of or datetime.now().astimezone()
+    if base is not None and not base.rates.judges(as_of):
+        # The baseline's last event came after the candidate's: run it again, told when.
+        assert baseline_rules is not None
+        base = rp.run(lines, baseline_rules, registry, args.until, as_of=as_of)
+    result = rp.compare(cand, base, as_of)
     rp.write_rows(out, "cases", result["cases"])
     rp.write_rows(out, "rate_deltas" if base else "rates", result["rates"])
     if base:

@@ -81,7 +81,7 @@ def test_moving_one_category_changes_exactly_its_cases(
     lines = rp.from_file(history, None, None)
     base = rp.run(lines, rules, registry, UNTIL)
     cand = rp.run(lines, candidate, registry, UNTIL)
-    result = rp.compare(cand, base)
+    result = rp.compare(cand, base, UNTIL)
     moved = {
         c.case_id
         for c in base.outcomes.values()

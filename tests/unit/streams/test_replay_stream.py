@@ -127,3 +127,51 @@ def test_a_replay_reads_as_it_goes_and_matches_the_list_based_analysis(
     # A history file is read again from its start for a second run (a comparison).
     again = rp.run(history, rules, registry, UNTIL)
     assert again.records == len(fed) and again.outcomes == result.outcomes
+
+
+def test_rates_folded_by_the_latest_event_can_be_judged_then_or_later_only(
+    demo: tuple[list[str], list[CloudEvent]],
+) -> None:
+    _, events = demo
+    fold = RateFold("unit")
+    for ev in events:
+        fold.add(ev)
+    assert fold.latest is not None
+    assert fold.judges(fold.latest) and fold.judges(UNTIL)
+    assert fold.rows(UNTIL) == reference_rates(events, UNTIL, "unit")
+    earlier = min(e.time for e in events)
+    assert not fold.judges(earlier)  # assignments already counted may come after it
+    with pytest.raises(ValueError, match="cannot be judged"):
+        fold.rows(earlier)
+    told = RateFold("unit", UNTIL)
+    assert told.judges(UNTIL) and not told.judges(fold.latest)
+
+
+def test_a_run_in_a_second_process_is_the_same_run(
+    demo: tuple[list[str], list[CloudEvent]],
+    rules: Rules,
+    registry: Registry,
+    tmp_path: Path,
+) -> None:
+    fed, _ = demo
+    path = tmp_path / "history.jsonl"
+    path.write_text("\n".join(fed) + "\n", encoding="utf-8")
+    history = rp.from_file(path, None, None)
+    job = rp.Elsewhere(rp.run, lines=history, rules=rules, registry=registry, until=UNTIL)
+    here = rp.run(history, rules, registry, UNTIL)
+    there = job.result()
+    assert isinstance(there, rp.Run)
+    assert there.records == here.records == len(fed)
+    assert there.outcomes == here.outcomes
+    assert there.rates.rows() == here.rates.rows()
+    assert there.tally == here.tally
+    # A failure there is an error here, with what the other process said.
+    broken = rp.Elsewhere(
+        rp.run, lines=rp.History(missing), rules=rules, registry=registry, until=UNTIL
+    )
+    with pytest.raises(RuntimeError, match="no such history"):
+        broken.result()
+
+
+def missing() -> Iterator[str]:
+    raise FileNotFoundError("no such history")
