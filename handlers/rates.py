@@ -27,7 +27,7 @@ unanswered case stays due and a late answer is late.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -109,13 +109,23 @@ class RateRow:
         )
 
 
-def assignments_and_ratings(events: Iterable[CloudEvent]) -> tuple[list[Assignment], list[Rating]]:
-    """Replay case events (in time order) into assignments and ratings."""
-    current: dict[str, Assignment] = {}
-    category: dict[str, str] = {}
-    done: list[Assignment] = []
-    ratings: list[Rating] = []
-    for ev in events:
+class AssignmentLog:
+    """Case events in, one at a time (in time order): the assignments they open and end, and
+    the ratings recorded. Each assignment that ends goes to `on_ended` as it ends, each rating
+    to `on_rating`; the ones still current stay in `current` (one per case at most)."""
+
+    def __init__(
+        self,
+        on_ended: Callable[[Assignment], None],
+        on_rating: Callable[[Rating], None],
+    ) -> None:
+        self.current: dict[str, Assignment] = {}
+        self._category: dict[str, str] = {}
+        self._on_ended = on_ended
+        self._on_rating = on_rating
+
+    def add(self, ev: CloudEvent) -> None:
+        current, category = self.current, self._category
         if isinstance(ev, CaseRouted):
             d = ev.data
             category[d.case_id] = d.category
@@ -132,7 +142,7 @@ def assignments_and_ratings(events: Iterable[CloudEvent]) -> tuple[list[Assignme
         elif isinstance(ev, CaseUpdated):
             a = current.get(ev.data.case_id)
             if a is None:
-                continue
+                return
             if ev.data.status == "acknowledged" or not a.acknowledged:
                 a.acknowledged = True
                 a.acknowledged_in_time = (
@@ -145,13 +155,13 @@ def assignments_and_ratings(events: Iterable[CloudEvent]) -> tuple[list[Assignme
         elif isinstance(ev, CaseEscalated | CaseReopened):
             r = ev.data
             if r.district_handoff and isinstance(ev, CaseEscalated):
-                continue
+                return
             if isinstance(ev, CaseEscalated) and ev.data.reason == "repeated_appeals":
-                continue
+                return
             old = current.pop(r.case_id, None)
             if old is not None:
                 old.ended = True
-                done.append(old)
+                self._on_ended(old)
             if isinstance(ev, CaseEscalated):
                 to_unit, to_tier = ev.data.to_unit_id, ev.data.to_tier
             else:
@@ -170,7 +180,7 @@ def assignments_and_ratings(events: Iterable[CloudEvent]) -> tuple[list[Assignme
             old = current.pop(g.case_id, None)
             if old is not None:
                 old.ended = old.reassigned = True
-                done.append(old)
+                self._on_ended(old)
             current[g.case_id] = Assignment(
                 g.case_id,
                 g.to_unit_id,
@@ -186,36 +196,105 @@ def assignments_and_ratings(events: Iterable[CloudEvent]) -> tuple[list[Assignme
                 a.resolve_by = ev.data.resolve_by
         elif isinstance(ev, RatingRecorded):
             d2 = ev.data
-            ratings.append(
+            self._on_rating(
                 Rating(d2.ratee_unit_id, d2.ratee_tier.value, d2.category, ev.time, d2.verdict)
             )
-    return done + list(current.values()), ratings
 
 
-def three_rates(events: Iterable[CloudEvent], as_of: datetime, by: GroupBy) -> list[RateRow]:
-    """The three rates per unit, tier, category or month, as of `as_of`."""
-    assignments, ratings = assignments_and_ratings(events)
+def assignments_and_ratings(events: Iterable[CloudEvent]) -> tuple[list[Assignment], list[Rating]]:
+    """Replay case events (in time order) into assignments and ratings."""
+    done: list[Assignment] = []
+    ratings: list[Rating] = []
+    log = AssignmentLog(done.append, ratings.append)
+    for ev in events:
+        log.add(ev)
+    return done + list(log.current.values()), ratings
 
-    def key(unit: str, tier: str, category: str, at: datetime) -> str:
-        return {"unit": unit, "tier": tier, "category": category, "period": at.strftime("%Y-%m")}[
-            by
-        ]
 
-    acc: dict[str, list[int]] = {}
-    for a in assignments:
+class RateFold:
+    """The three rates folded one event at a time, so that a replay of a year need not keep
+    its events: an assignment is counted when it ends (it is due then, whatever `as_of`), a
+    rating when it is recorded; only the assignments still current wait for `rows()`.
+
+    `as_of`: when deadlines are judged; None: at the latest time of the events added (every
+    event is then at or before it, so nothing counted early could have been left out)."""
+
+    def __init__(self, by: GroupBy, as_of: datetime | None = None) -> None:
+        self.by = by
+        self._as_of = as_of
+        self.latest: datetime | None = None
+        self._acc: dict[str, list[int]] = {}
+        self._log = AssignmentLog(self._ended, self._rating)
+
+    @property
+    def as_of(self) -> datetime | None:
+        return self._as_of if self._as_of is not None else self.latest
+
+    def _key(self, unit: str, tier: str, category: str, at: datetime) -> str:
+        by = self.by
+        if by == "unit":
+            return unit
+        if by == "tier":
+            return tier
+        if by == "category":
+            return category
+        return at.strftime("%Y-%m")
+
+    def _counted(self, at: datetime) -> bool:
+        return self._as_of is None or at <= self._as_of
+
+    def _assignment(self, acc: dict[str, list[int]], a: Assignment, as_of: datetime) -> None:
         if a.assigned_at > as_of or a.reassigned:
-            continue
-        row = acc.setdefault(key(a.unit_id, a.tier, a.category, a.assigned_at), [0] * 6)
+            return
+        row = acc.setdefault(self._key(a.unit_id, a.tier, a.category, a.assigned_at), [0] * 6)
         if a.acknowledged or a.ended or (a.ack_by is not None and a.ack_by <= as_of):
             row[0] += 1
             row[1] += a.acknowledged_in_time
         if a.resolved or a.ended or (a.resolve_by is not None and a.resolve_by <= as_of):
             row[2] += 1
             row[3] += a.resolved
-    for r in ratings:
-        if r.at > as_of:
-            continue
-        row = acc.setdefault(key(r.unit_id, r.tier, r.category, r.at), [0] * 6)
+
+    def _ended(self, a: Assignment) -> None:
+        # Ended: due in both denominators whatever the moment it is judged at.
+        if self._counted(a.assigned_at):
+            self._assignment(self._acc, a, a.assigned_at)
+
+    def _rating(self, r: Rating) -> None:
+        if not self._counted(r.at):
+            return
+        row = self._acc.setdefault(self._key(r.unit_id, r.tier, r.category, r.at), [0] * 6)
         row[4] += 1
         row[5] += r.verdict in ("satisfied", "basically_satisfied")
-    return [RateRow(g, *acc[g]) for g in sorted(acc)]
+
+    def add(self, ev: CloudEvent) -> None:
+        if self.latest is None or ev.time > self.latest:
+            self.latest = ev.time
+        self._log.add(ev)
+
+    def judges(self, as_of: datetime) -> bool:
+        """Whether `rows(as_of)` is exact: at the moment the fold was told, or, folding as of
+        the latest event, at that event or any time after it."""
+        if self._as_of is not None:
+            return as_of == self._as_of
+        return self.latest is None or as_of >= self.latest
+
+    def rows(self, as_of: datetime | None = None) -> list[RateRow]:
+        """The rates per group as of `as_of` (default: the fold's), in group order (the fold
+        can go on after)."""
+        if as_of is None:
+            as_of = self.as_of
+        elif not self.judges(as_of):
+            raise ValueError(f"rates folded as of {self.as_of} cannot be judged as of {as_of}")
+        acc = {g: list(v) for g, v in self._acc.items()}
+        if as_of is not None:
+            for a in self._log.current.values():
+                self._assignment(acc, a, as_of)
+        return [RateRow(g, *acc[g]) for g in sorted(acc)]
+
+
+def three_rates(events: Iterable[CloudEvent], as_of: datetime, by: GroupBy) -> list[RateRow]:
+    """The three rates per unit, tier, category or month, as of `as_of`."""
+    fold = RateFold(by, as_of)
+    for ev in events:
+        fold.add(ev)
+    return fold.rows()

@@ -12,7 +12,7 @@ from schemas import CaseRouted, CloudEvent
 from schemas.lifecycle import CaseClosed, CaseEscalated, CaseReassigned, CaseReopened
 
 
-@dataclass
+@dataclass(slots=True)
 class CaseOutcome:
     case_id: str
     category: str
@@ -45,10 +45,15 @@ FIELDS = (
 )
 
 
-def outcomes(events: Iterable[CloudEvent]) -> dict[str, CaseOutcome]:
-    """Case id -> outcome, from a replay's output events in order."""
-    out: dict[str, CaseOutcome] = {}
-    for ev in events:
+class OutcomeFold:
+    """Each case's outcome, folded from a replay's output events one at a time (in order):
+    `outcomes` maps case id -> outcome."""
+
+    def __init__(self) -> None:
+        self.outcomes: dict[str, CaseOutcome] = {}
+
+    def add(self, ev: CloudEvent) -> None:
+        out = self.outcomes
         if isinstance(ev, CaseRouted):
             d = ev.data
             out[d.case_id] = CaseOutcome(
@@ -65,10 +70,10 @@ def outcomes(events: Iterable[CloudEvent]) -> dict[str, CaseOutcome]:
                 1 if d.status == "closed" else 0,
                 0,
             )
-            continue
+            return
         c = out.get(ev.subject or "")
         if c is None:
-            continue
+            return
         if isinstance(ev, CaseEscalated) and ev.data.reason != "repeated_appeals":
             c.escalations += 1
             c.final_tier, c.final_unit_id = ev.data.to_tier.value, ev.data.to_unit_id
@@ -84,7 +89,14 @@ def outcomes(events: Iterable[CloudEvent]) -> dict[str, CaseOutcome]:
             else:
                 c.forwards += 1
             c.final_tier, c.final_unit_id = ev.data.to_tier.value, ev.data.to_unit_id
-    return out
+
+
+def outcomes(events: Iterable[CloudEvent]) -> dict[str, CaseOutcome]:
+    """Case id -> outcome, from a replay's output events in order."""
+    fold = OutcomeFold()
+    for ev in events:
+        fold.add(ev)
+    return fold.outcomes
 
 
 def case_diffs(

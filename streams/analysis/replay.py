@@ -9,27 +9,38 @@ Sources, all read-only:
 
 The history runs through the embedded runner in event time (deterministic), once with the
 candidate rules and, with a baseline, once more; `handlers/whatif.py` compares the outcomes.
+
+A replay holds neither the history nor its output: a file or the ledger is read as the run goes
+(`History`, read again for a second run), each output event is folded into the case outcomes
+and the three rates (`OutcomeFold`, `RateFold`) and handed on (the CLI writes the candidate's to
+`events.jsonl` there and then), and is gone. What grows with the history is one outcome and one
+current assignment per case, and the engine's own state, which it forgets by event time.
 """
 
 from __future__ import annotations
 
 import json
+import pickle
+import subprocess
+import sys
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from handlers.rates import three_rates
+from handlers.rates import RateFold
 from handlers.registry import Registry
 from handlers.rules import Rules
 from handlers.whatif import (
     CaseOutcome,
+    OutcomeFold,
     case_diffs,
     outcome_rows,
-    outcomes,
     rate_deltas,
     rule_rows,
 )
@@ -49,23 +60,51 @@ def _event_time(line: str | bytes) -> datetime | None:
 
 def _in_range(
     lines: Iterable[str | bytes], since: datetime | None, until: datetime | None
-) -> list[str | bytes]:
+) -> Iterator[str | bytes]:
     if since is None and until is None:
-        return list(lines)
-    out = []
+        yield from lines
+        return
     for line in lines:
         t = _event_time(line)
         if t is None or ((since is None or t >= since) and (until is None or t <= until)):
-            out.append(line)  # unparseable records are kept: they are part of the history
-    return out
+            yield line  # unparseable records are kept: they are part of the history
 
 
-def from_file(path: Path, since: datetime | None, until: datetime | None) -> list[str | bytes]:
+class History:
+    """A history read as it is replayed, from its start each time it is iterated (a comparison
+    runs it twice), so that it is never held whole in memory. `read` is pickled to run it in
+    another process (`Elsewhere`): a module-level function, or a `partial` of one."""
+
+    def __init__(self, read: Callable[[], Iterator[str | bytes]]) -> None:
+        self._read = read
+
+    def __iter__(self) -> Iterator[str | bytes]:
+        return self._read()
+
+
+def _read(
+    lines: Callable[[Any], Iterator[str | bytes]],
+    source: Any,
+    since: datetime | None,
+    until: datetime | None,
+) -> Iterator[str | bytes]:
+    return _in_range(lines(source), since, until)
+
+
+def _file_lines(path: Path) -> Iterator[bytes]:
     with path.open("rb") as f:
-        return _in_range((line.rstrip(b"\r\n") for line in f if line.strip()), since, until)
+        for line in f:
+            if line.strip():
+                yield line.rstrip(b"\r\n")
 
 
-def from_ledger(url: str, since: datetime | None, until: datetime | None) -> list[str | bytes]:
+def from_file(path: Path, since: datetime | None, until: datetime | None) -> History:
+    with path.open("rb"):
+        pass  # a missing file is an error now, not when the replay starts reading
+    return History(partial(_read, _file_lines, path, since, until))
+
+
+def _ledger_lines(url: str) -> Iterator[str]:
     from sqlalchemy import select
 
     from streams.drivers.ledger import IntakeRecord, make_engine
@@ -73,14 +112,19 @@ def from_ledger(url: str, since: datetime | None, until: datetime | None) -> lis
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(
+            rows = conn.execution_options(stream_results=True, yield_per=1000).execute(
                 select(IntakeRecord.payload)
                 .where(IntakeRecord.outcome != "duplicate")
                 .order_by(IntakeRecord.seq)
             )
-            return _in_range((r[0] for r in rows), since, until)
+            for r in rows:
+                yield r[0]
     finally:
         engine.dispose()
+
+
+def from_ledger(url: str, since: datetime | None, until: datetime | None) -> History:
+    return History(partial(_read, _ledger_lines, url, since, until))
 
 
 def from_kafka(
@@ -143,22 +187,36 @@ def from_kafka(
 @dataclass
 class Run:
     tally: Tally
-    events: list[CloudEvent]
     outcomes: dict[str, CaseOutcome]
+    rates: RateFold  # per unit
+    records: int  # records read from the history
     seconds: float
 
 
 def run(
-    lines: list[str | bytes],
+    lines: Iterable[str | bytes],
     rules: Rules,
     registry: Registry,
     until: datetime | None,
     progress: Callable[[int], None] | None = None,
+    on_event: Callable[[CloudEvent], None] | None = None,
+    as_of: datetime | None = None,
 ) -> Run:
-    """The history through the embedded runner (event time), without a ledger."""
-    events: list[CloudEvent] = []
-    runner = EmbeddedRunner(rules, registry, on_event=events.append)
+    """The history through the embedded runner (event time), without a ledger. Each output
+    event is folded into the outcomes and rates, then given to `on_event`; none is kept.
+    Rates are judged `as_of` (default `until`; without either, at the last event's time)."""
+    fold = OutcomeFold()
+    rates = RateFold("unit", as_of or until)
+
+    def seen(ev: CloudEvent) -> None:
+        fold.add(ev)
+        rates.add(ev)
+        if on_event is not None:
+            on_event(ev)
+
+    runner = EmbeddedRunner(rules, registry, on_event=seen)
     started = time.process_time()
+    n = 0
     for n, line in enumerate(lines, start=1):
         runner.feed(line, "replay", n)
         if progress and n % 1000 == 0:
@@ -166,8 +224,65 @@ def run(
     if until is not None:
         runner.finish(until)
     if progress:
-        progress(len(lines) % 1000)
-    return Run(runner.tally, events, outcomes(events), time.process_time() - started)
+        progress(n % 1000)
+    return Run(runner.tally, fold.outcomes, rates, n, time.process_time() - started)
+
+
+# The child finds minhu where its parent did, then unpickles the call (rules, registry…).
+_CHILD = (
+    "import logging, pickle, sys\n"
+    "where, blob = pickle.load(sys.stdin.buffer)\n"
+    "sys.path[:0] = where\n"
+    "logging.getLogger('minhu.auth').disabled = True\n"
+    "out, sys.stdout = sys.stdout.buffer, sys.stderr\n"  # stdout carries the result alone
+    "fn, kwargs = pickle.loads(blob)\n"
+    "out.write(pickle.dumps(fn(**kwargs)))\n"
+)
+
+
+class Elsewhere:
+    """`fn(**kwargs)` in a fresh Python process of its own — the other core, while this one
+    works — whose result `result()` waits for. `fn` and the arguments are pickled: a
+    module-level function, rules, a registry, a `History` or a list of records."""
+
+    def __init__(self, fn: Callable[..., Any], **kwargs: Any) -> None:
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed by result or stop)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _CHILD],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._errors,
+        )
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(pickle.dumps((sys.path, pickle.dumps((fn, kwargs)))))
+            self._proc.stdin.close()
+        except BaseException:
+            self.stop()
+            raise
+
+    def result(self) -> Any:
+        try:
+            assert self._proc.stdout is not None
+            out = self._proc.stdout.read()
+            self._proc.stdout.close()
+            self._proc.wait()
+            if self._proc.returncode != 0:
+                self._errors.seek(0)
+                said = self._errors.read().decode("utf-8", "replace").strip()
+                raise RuntimeError(f"the replay's second process failed: {said}")
+            return pickle.loads(out)
+        finally:
+            self._errors.close()
+
+    def stop(self) -> None:
+        """Stop it (this run is ending some other way)."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+        self._errors.close()
 
 
 def write_rows(out: Path, name: str, rows: list[dict[str, Any]]) -> None:
@@ -179,10 +294,12 @@ def write_rows(out: Path, name: str, rows: list[dict[str, Any]]) -> None:
     write_csv(out / f"{name}.csv", rows)
 
 
-def compare(candidate: Run, baseline: Run | None, as_of: datetime) -> dict[str, Any]:
+def compare(candidate: Run, baseline: Run | None, as_of: datetime | None = None) -> dict[str, Any]:
     """The diff rows, the per-unit rate deltas (or the candidate's rates alone), and per rule
-    its cases and how often they were returned or forwarded (`rules`)."""
-    cand_rates = three_rates(candidate.events, as_of, "unit")
+    its cases and how often they were returned or forwarded (`rules`). Both runs' rates are
+    judged `as_of` (default: the candidate's; `RateFold.judges` says whether a run can be)."""
+    as_of = as_of or candidate.rates.as_of
+    cand_rates = candidate.rates.rows(as_of)
     if baseline is None:
         return {
             "cases": outcome_rows(candidate.outcomes),
@@ -190,7 +307,7 @@ def compare(candidate: Run, baseline: Run | None, as_of: datetime) -> dict[str, 
             "diffs": [],
             "rules": rule_rows(None, candidate.outcomes),
         }
-    base_rates = three_rates(baseline.events, as_of, "unit")
+    base_rates = baseline.rates.rows(as_of)
     return {
         "cases": outcome_rows(candidate.outcomes),
         "diffs": case_diffs(baseline.outcomes, candidate.outcomes),

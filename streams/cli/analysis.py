@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.progress import Progress
 
+from schemas import CloudEvent
 from streams import records
 from streams.analysis.summary import print_rates
 from streams.cli.common import DEMO_LEDGER, aware_time, config_args, kafka_args, worker_settings
@@ -57,6 +58,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     registry = load_registry(args.registry)
     candidate_rules = load_rules(args.rules, registry)
     baseline_rules = load_rules(Path(args.compare), registry) if args.compare else None
+    lines: Iterable[str | bytes]
     if args.source == "ledger":
         lines = rp.from_ledger(args.ledger, args.since, args.until)
         source = args.ledger
@@ -71,35 +73,61 @@ def cmd_replay(args: argparse.Namespace) -> int:
     else:
         lines = rp.from_file(Path(args.source), args.since, args.until)
         source = args.source
-    runs = [("candidate", candidate_rules)] + (
-        [("baseline", baseline_rules)] if baseline_rules else []
-    )
-    done: dict[str, rp.Run] = {}
-    with Progress(console=console, transient=True) as progress:
-        for name, rules in runs:
-            assert rules is not None
-            task = progress.add_task(f"replaying ({name})", total=len(lines))
-
-            def advance(n: int, task: Any = task) -> None:
-                progress.advance(task, n)
-
-            done[name] = rp.run(lines, rules, registry, args.until, advance)
-    cand, base = done["candidate"], done.get("baseline")
-    events = cand.events
-    as_of = args.until or max((e.time for e in events), default=datetime.now().astimezone())
-    result = rp.compare(cand, base, as_of)
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    # The baseline runs in a second process, on the other core, while this one runs the
+    # candidate: two independent runs of the same history, so nothing changes but the time.
+    elsewhere = (
+        rp.Elsewhere(
+            rp.run,
+            lines=lines,
+            rules=baseline_rules,
+            registry=registry,
+            until=args.until,
+            as_of=args.until,
+        )
+        if baseline_rules
+        else None
+    )
+    try:
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task(
+                "replaying" + (" (the baseline beside it)" if elsewhere else ""), total=None
+            )
+            # The candidate's events go to events.jsonl as they come (`minhu report --from`).
+            with (out / "events.jsonl").open("w", encoding="utf-8") as f:
+
+                def write(ev: CloudEvent) -> None:
+                    f.write(f'{{"value":{ev.model_dump_json(exclude_none=True)}}}\n')
+
+                cand = rp.run(
+                    lines,
+                    candidate_rules,
+                    registry,
+                    args.until,
+                    lambda n: progress.advance(task, n),
+                    write,
+                )
+            base: rp.Run | None = elsewhere.result() if elsewhere else None
+            elsewhere = None
+    finally:
+        if elsewhere is not None:
+            elsewhere.stop()
+    # Both runs' rates are judged at the same moment: the end of the candidate's run.
+    as_of = args.until or cand.rates.as_of or datetime.now().astimezone()
+    if base is not None and not base.rates.judges(as_of):
+        # The baseline's last event came after the candidate's: run it again, told when.
+        assert baseline_rules is not None
+        base = rp.run(lines, baseline_rules, registry, args.until, as_of=as_of)
+    result = rp.compare(cand, base, as_of)
     rp.write_rows(out, "cases", result["cases"])
     rp.write_rows(out, "rate_deltas" if base else "rates", result["rates"])
     if base:
         rp.write_rows(out, "case_diffs", result["diffs"])
     rp.write_rows(out, "rules", result["rules"])
-    with (out / "events.jsonl").open("w", encoding="utf-8") as f:  # for `minhu report --from`
-        for ev in cand.events:
-            f.write(f'{{"value":{ev.model_dump_json(exclude_none=True)}}}\n')
-    rate = len(lines) / cand.seconds if cand.seconds else 0.0
+    rate = cand.records / cand.seconds if cand.seconds else 0.0
     console.print(
-        f"[bold]replay[/] of {len(lines):,} records from {source}: "
+        f"[bold]replay[/] of {cand.records:,} records from {source}: "
         f"{cand.tally.cases:,} cases, {cand.tally.rejected:,} dead letters "
         f"({rate:,.0f} records/s); written to {out}/"
     )
