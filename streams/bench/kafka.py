@@ -136,7 +136,11 @@ def _stop(procs: Iterable[subprocess.Popen[bytes]]) -> None:
 def throughput(
     broker: str, rules: Rules, registry: Registry, events: int, partitions: int
 ) -> dict[str, Any]:
-    lines = [line for line in StreamGenerator(registry, seed=3, varied=True).lines(events) if '"minhu.' in line]
+    lines = [
+        line
+        for line in StreamGenerator(registry, seed=3, varied=True).lines(events)
+        if '"minhu.' in line
+    ]
     run = uuid.uuid4().hex[:6]
     results: dict[str, Any] = {}
     for job in JOBS:

@@ -155,7 +155,7 @@ class WorkerSettings(BaseModel):
         "is decided waits for about one slice and its writing. Lower cuts that wait, at the "
         "cost of a write (a flush and the state's round trip) per slice. Measured on a "
         "2-core machine with the intake saturated: 15 ms gave the alarm p50 171 ms and p99 "
-        "458 ms, 40 ms p50 290–310 ms and p99 0.9–1.5 s, for 5–10 % less throughput.",
+        "458 ms, 40 ms p50 290–310 ms and p99 0.9–1.5 s, for 5 to 10 per cent less throughput.",
     )
     fetch_wait_ms: int = Field(
         5,
