@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 
-def bench(*args: str, cwd: Path) -> dict[str, Any]:
+def bench(*args: str, cwd: Path, timeout: float = 120) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "-m", "streams.cli", "bench", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
     assert done.returncode == 0, done.stderr
@@ -40,3 +40,40 @@ def test_replay_bench_prints_its_rate_memory_and_records(tmp_path: Path) -> None
     result = bench("replay", "--events", "300", cwd=tmp_path)
     positive(result, "replay_records_per_s", "replay_peak_rss_mb", "records", "cases")
     assert result["records"] > 300  # the intake, and the responders' actions and ratings
+
+
+KAFKA_KEYS = {
+    "records",
+    "worker_events_per_s",
+    "two_workers_events_per_s",
+    "passthrough_events_per_s",
+    "aiokafka_events_per_s",
+    "ratio",
+    "scale_ratio",
+    "idle_p50_ms",
+    "idle_p99_ms",
+    "p50_ms",
+    "p99_ms",
+    "background_rate_per_s",
+    "backlog_records",
+}
+
+
+def test_kafka_bench_prints_every_figure(broker: str, tmp_path: Path) -> None:
+    """Against the test broker: every job starts, drains its records and stops."""
+    result = bench(
+        *("kafka", "--broker", broker, "--events", "300", "--partitions", "2"),
+        *("--seconds", "2", "--rate", "300"),
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.keys() >= KAFKA_KEYS, KAFKA_KEYS - result.keys()
+    sent = result["records"]
+    assert sent > 250
+    # every job drained what it was given (the worker answers each distinct event once)
+    for job in ("passthrough", "aiokafka"):
+        assert result[f"{job}_records_out"] == sent, (job, result)
+    assert result["worker_records_out"] == result["two_workers_records_out"] > 0, result
+    for key in KAFKA_KEYS - {"records", "backlog_records"}:
+        assert isinstance(result[key], int | float) and result[key] > 0, (key, result)
+    assert result["idle_probes"] > 0 and result["answered"] == result["probes"], result
