@@ -41,7 +41,7 @@ class CaseStats:
         self.tags.update(
             t
             for t in d.tags
-            if t in ("repeated", "triage", "at-ceiling", "emergency", "coarse-location")
+            if t in ("repeated", "triage", "at-ceiling", "emergency", "coarse-location", "late")
         )
         if d.status == "closed":
             self.closed += 1
