@@ -128,9 +128,21 @@ def replay_file(
         "cases": result.tally.cases,
         "clock": "process CPU time",
         "replay_records_per_s": round(result.records / seconds),
-        # Linux: kilobytes (macOS: bytes — then this reads 1024 times too high).
-        "replay_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "replay_peak_rss_mb": _peak_rss_mb(),
     }
+
+
+def _peak_rss_mb() -> int:
+    """This process's peak resident memory. On Linux from /proc (VmHWM): `ru_maxrss` survives
+    an exec, so a process started by a large one would report the starter's size."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024)
+    except OSError:
+        pass
+    # Linux: kilobytes (macOS: bytes — then this reads 1024 times too high).
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def replay_bench(rules: Rules, registry: Registry, intake_events: int) -> dict[str, Any]:
