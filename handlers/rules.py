@@ -281,6 +281,13 @@ class Rules:
     _together: tuple[tuple[str, tuple[re.Pattern[str], ...]], ...] = ()
 
     @cached_property
+    def _life_safety(self) -> frozenset[str]:
+        """The categories whose severity is critical: their keyword hits come first."""
+        return frozenset(
+            c for c, cat in self.categories.items() if cat.severity is Severity.CRITICAL
+        )
+
+    @cached_property
     def longest_repeat_window(self) -> timedelta:
         return max((r.window for r in self.repeats), default=timedelta(0))
 
@@ -309,7 +316,7 @@ class Rules:
         best = min(
             counts,
             key=lambda c: (
-                self.categories[c].severity is not Severity.CRITICAL,
+                c not in self._life_safety,
                 -counts[c],
                 self._category_order[c],
             ),

@@ -58,20 +58,31 @@ def _env(broker: str, prefix: str, app_id: str, partitions: int) -> dict[str, st
     return env
 
 
+def _reader(broker: str, topics: Iterable[str], group: str, **config: Any) -> KafkaConsumer:
+    """A consumer of `topics` from their start, in a group of its own, committing nothing."""
+    return KafkaConsumer(
+        *topics,
+        bootstrap_servers=broker,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+        **config,
+    )
+
+
+def _answers(topics: Topics) -> list[str]:
+    """Where a worker answers: the dispatch topics of every tier, and the dead letters."""
+    return [*(topics.dispatch(t) for t in Tier), topics.deadletter]
+
+
 def _outputs_span(
     broker: str, topics: Iterable[str], expected: int, timeout_s: float, count: Any
 ) -> tuple[int, float]:
     """Read `topics` from the start until `count(values)` reaches `expected`; return the
     records counted and the span of their broker timestamps (seconds)."""
-    consumer = KafkaConsumer(
-        *topics,
-        bootstrap_servers=broker,
-        group_id=f"bench-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=1000,
-    )
+    consumer = _reader(broker, topics, f"bench-{uuid.uuid4().hex[:8]}")
     stamps: list[int] = []
     seen: set[str] = set()
     deadline = time.monotonic() + timeout_s
@@ -154,7 +165,7 @@ def throughput(
             count: Callable[[Any], str | None] = _position
         else:
             cmds = [WORKER_CMD] * (2 if job == "two_workers" else 1)
-            outs = [*(topics.dispatch(t) for t in Tier), topics.deadletter]
+            outs = _answers(topics)
             count = _origin
         sent_lines = _publish_all(broker, topics, lines, rules, registry)
         if job in ("worker", "two_workers"):
@@ -190,16 +201,7 @@ class _Routed(threading.Thread):
 
     def __init__(self, broker: str, topics: Topics) -> None:
         super().__init__(daemon=True)
-        self.consumer = KafkaConsumer(
-            *(topics.dispatch(t) for t in Tier),
-            topics.deadletter,
-            bootstrap_servers=broker,
-            group_id=f"routed-{uuid.uuid4().hex[:8]}",
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            session_timeout_ms=6000,
-            heartbeat_interval_ms=1000,
-        )
+        self.consumer = _reader(broker, _answers(topics), f"routed-{uuid.uuid4().hex[:8]}")
         self.seen: set[str] = set()
         self.stop = threading.Event()
 
@@ -222,15 +224,8 @@ def latency(
     topics, app = Topics(f"bl{run}."), f"bench-l-{run}"
     create_topics(broker, plan(topics, app, partitions, 3_600_000, 3_600_000))
     proc = _start(WORKER_CMD, _env(broker, topics.prefix, app, partitions))
-    consumer = KafkaConsumer(
-        topics.dispatch(Tier.GRID),
-        bootstrap_servers=broker,
-        group_id=f"probe-{run}",
-        auto_offset_reset="earliest",
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=1000,
-        fetch_max_wait_ms=5,  # an operations room's client, waiting for the next dispatch
-    )
+    # an operations room's client, waiting for the next dispatch: a 5 ms fetch wait
+    consumer = _reader(broker, [topics.dispatch(Tier.GRID)], f"probe-{run}", fetch_max_wait_ms=5)
     gas = sorted(
         (s for s in registry.sensors.values() if AlarmType.GAS_LEAK in s.alarm_types),
         key=lambda s: s.id,
