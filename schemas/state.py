@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict
 
-from schemas.common import Tier
+from schemas.common import Instant, Tier
 
 
 class _Snap(BaseModel):
@@ -24,14 +24,14 @@ class StormSnapshot(_Snap):
     tier: Tier | None = None  # no longer written: a storm's records go to its case's owner now
     unit_id: str | None = None  # (likewise)
     rule_id: str
-    first: AwareDatetime | None = None  # None in older snapshots: `last` then
-    last: AwareDatetime
+    first: Instant | None = None  # None in older snapshots: `last` then
+    last: Instant
     count: int
 
 
 class KeyStateSnapshot(_Snap):
     key: str
-    recent: list[AwareDatetime]
+    recent: list[Instant]
     storm: StormSnapshot | None = None
 
 
@@ -60,8 +60,8 @@ class CaseSnapshot(_Snap):
     grid_id: str | None
     ack_sla_s: float | None
     resolve_sla_s: float | None
-    ack_by: AwareDatetime | None
-    resolve_by: AwareDatetime | None
+    ack_by: Instant | None
+    resolve_by: Instant | None
     caller_id: str | None
     resolved_by: str | None
     asked: list[tuple[str, str]]
@@ -69,11 +69,11 @@ class CaseSnapshot(_Snap):
     rated: list[str]
     handoff: bool
     seq: int
-    closed_at: AwareDatetime | None
+    closed_at: Instant | None
     ceiling: Tier | None = None
     notified: list[str] = []
-    resolved_at: AwareDatetime | None = None
-    moves: list[tuple[str, str, AwareDatetime, str]] = []  # (from unit, to unit, at, why)
+    resolved_at: Instant | None = None
+    moves: list[tuple[str, str, Instant, str]] = []  # (from unit, to unit, at, why)
     # reassignment and extensions (handlers/desks.py); defaults: snapshots written before them
     returnable: tuple[str, int] | None = None
     came_from: str | None = None
@@ -91,7 +91,7 @@ class AppliedSnapshot(_Snap):
     id: str
     received_from: str
     position: int | None
-    at: AwareDatetime
+    at: Instant
 
 
 class BucketSnapshot(_Snap):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,18 @@ _APPEAL = {
         "location": {"micro_grid_id": "qy-m001"},
     },
 }
+
+
+@pytest.mark.parametrize(
+    "time", ["2026-11-02T09:00:00+08:00", "2026-11-02T01:00:00.5Z", "2026-11-02T09:00:00-03:30"]
+)
+def test_parsed_times_share_one_zone_per_offset(time: str) -> None:
+    """Times of the same offset share one `datetime.timezone` (comparing them takes the fast
+    path: a replay's deadline heap), and keep their instant and their text."""
+    model = EVENT_MODELS["minhu.appeal.reported"]
+    a, b = (model.model_validate({**_APPEAL, "id": f"t-{n}", "time": time}) for n in (1, 2))
+    zone = a.time.tzinfo
+    assert type(zone) is timezone
+    assert b.time.tzinfo is zone
+    given = datetime.fromisoformat(time.replace("Z", "+00:00"))
+    assert a.time.isoformat() == given.isoformat()
