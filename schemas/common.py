@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from enum import StrEnum
@@ -128,7 +129,9 @@ def _rfc3339(value: Any) -> Any:
     )
 
 
-_ZONES: dict[timedelta, tzinfo] = {timedelta(0): UTC}
+@functools.cache
+def _zone(offset: timedelta) -> tzinfo:
+    return UTC if not offset else timezone(offset)
 
 
 def shared_zone(value: datetime) -> datetime:
@@ -139,16 +142,14 @@ def shared_zone(value: datetime) -> datetime:
     offset = value.utcoffset()
     if offset is None:
         return value
-    zone = _ZONES.get(offset)
-    if zone is None:
-        zone = _ZONES.setdefault(offset, timezone(offset))
+    zone = _zone(offset)
     return value if value.tzinfo is zone else value.replace(tzinfo=zone)
 
 
 # A time with its offset, in a shared zone (`shared_zone`): what every parsed time is.
 Instant = Annotated[AwareDatetime, AfterValidator(shared_zone)]
 # When an event happened: RFC 3339 text with an offset, nothing else (no epoch numbers).
-EventTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(shared_zone)]
+EventTime = Annotated[Instant, BeforeValidator(_rfc3339)]
 
 
 class Location(BaseModel):
