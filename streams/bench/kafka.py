@@ -16,6 +16,11 @@ Prints one JSON object (all figures from the same run, on the same broker):
    patrol reports at `rate` per second, faster than the worker routes them (`p50_ms`,
    `p99_ms`, with `background_rate_per_s`, `background_routed_per_s` and the backlog reached,
    `backlog_records`: published but not yet routed when the probing stopped).
+3. **The floor.** The same probes, read off the alarm topic by a plain aiokafka consumer in a
+   process of its own (`transit_idle_p99_ms`, `transit_p50_ms`, `transit_p99_ms`): publish →
+   broker → a client that decides nothing, under the same load. What the worker adds is the
+   difference: the alarm's wait inside the worker's one process, whose event loop and
+   interpreter lock also serve the backlog.
 """
 
 from __future__ import annotations
@@ -252,6 +257,7 @@ def latency(
                 time.sleep(max(0.0, 0.1 - (time.monotonic() - started)))
         flow_span[1] = time.monotonic()
 
+    transit = Transit(broker, topics.intake("alarm"))
     probe = Publisher(broker, rules, registry, topics)
     idle: list[float] = []
     busy: list[float] = []
@@ -273,6 +279,7 @@ def latency(
         _probe(probe, gas[0], pending, "warm-up")
         _collect(consumer, pending, [], 120)
         probing(idle, seconds)
+        idle_tags = set(transit.seen)
         routed.start()
         load.start()
         time.sleep(2)
@@ -287,6 +294,9 @@ def latency(
         consumer.close()
         probe.close()
         _stop([proc])
+        floor = transit.stop()
+    transit_idle = [t for tag, t in floor.items() if tag in idle_tags and tag != "probe-warm-up"]
+    transit_busy = [t for tag, t in floor.items() if tag not in idle_tags]
     busy_s = max(flow_span[1] - flow_span[0], 1e-9)
     return {
         "idle_probes": len(idle),
@@ -299,7 +309,64 @@ def latency(
         "background_rate_per_s": round(sent_bg[0] / busy_s),
         "background_routed_per_s": round(routed_bg / busy_s),
         "backlog_records": backlog,
+        "transit_idle_p99_ms": _pct(transit_idle, 0.99),
+        "transit_p50_ms": _pct(transit_busy, 0.5),
+        "transit_p99_ms": _pct(transit_busy, 0.99),
     }
+
+
+class Transit:
+    """The probes' transit alone: a plain consumer of the alarm topic, in a process of its own
+    (`transit_main`), says how long after its publication each probe reached it."""
+
+    def __init__(self, broker: str, topic: str) -> None:
+        cmd = [sys.executable, "-m", "streams.bench.kafka", "transit", broker, topic]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.seen: dict[str, float] = {}
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            tag, _, seconds = line.decode().partition(" ")
+            self.seen[tag] = float(seconds)
+
+    def stop(self) -> dict[str, float]:
+        time.sleep(0.5)  # the last probes' transit, already read, still on its way here
+        _stop([self.proc])
+        self.reader.join(timeout=10)
+        return dict(self.seen)
+
+
+def transit_main(broker: str, topic: str) -> None:
+    """Print `<probe id> <seconds from its publication>` for each probe on `topic`."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+
+    async def loop() -> None:
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=broker,
+            group_id=None,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=5,
+        )
+        await consumer.start()
+        try:
+            while True:
+                batch = await consumer.getmany(timeout_ms=100)
+                now = time.time()
+                for records in batch.values():
+                    for r in records:
+                        tag = (_loads(r.value.decode()) or {}).get("id") if r.value else None
+                        if isinstance(tag, str) and tag.startswith("probe-"):
+                            print(tag, f"{now - r.timestamp / 1000:.6f}", flush=True)
+        finally:
+            await consumer.stop()
+
+    asyncio.run(loop())
 
 
 def _pct(samples: list[float], q: float) -> float | None:
@@ -423,3 +490,5 @@ if __name__ == "__main__" and sys.argv[1:] == ["passthrough"]:
     passthrough_main()
 elif __name__ == "__main__" and sys.argv[1:] == ["aiokafka"]:
     aiokafka_main()
+elif __name__ == "__main__" and sys.argv[1:2] == ["transit"]:
+    transit_main(sys.argv[2], sys.argv[3])

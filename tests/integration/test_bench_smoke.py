@@ -56,6 +56,9 @@ KAFKA_KEYS = {
     "p99_ms",
     "background_rate_per_s",
     "backlog_records",
+    "transit_idle_p99_ms",
+    "transit_p50_ms",
+    "transit_p99_ms",
 }
 
 
