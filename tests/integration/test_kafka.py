@@ -656,3 +656,72 @@ def intake_outcomes(url: str) -> dict[str, int]:
     finally:
         engine.dispose()
     return {o: n for o, n in rows}
+
+
+def test_live_critical_alarms_behind_a_backlog_take_the_lane_once(
+    broker: str, rules: Rules, registry: Registry, tmp_path: Path
+) -> None:
+    """Gas alarms published behind a backlog of appeals: the lane's own consumer reads them
+    ahead of Faust's delivery (which hands them out only after the appeals fetched before
+    them), and each is decided once: one routed or attached record each, however the two
+    readers raced for it."""
+    from schemas import AlarmType
+    from streams.simulation.synthetic import StreamGenerator
+
+    dep = Deployment(broker)
+    dep.create_topics()
+    worker = Worker(dep, tmp_path, "w")
+    try:
+        worker.wait_ready()
+        now = datetime.now(UTC)
+        gen = StreamGenerator(registry, seed=11, varied=True)
+        backlog = [json.dumps(gen.appeal(now), ensure_ascii=False) for _ in range(3000)]
+        gas = sorted(s.id for s in registry.sensors.values() if AlarmType.GAS_LEAK in s.alarm_types)
+        alarms = []
+        for n in range(12):
+            sensor = registry.sensors[gas[n % len(gas)]]
+            alarms.append(
+                {
+                    "specversion": "1.0",
+                    "id": f"lane-{n}",
+                    "source": f"/gateway/{sensor.gateway}",
+                    "type": "minhu.alarm.raised",
+                    "time": datetime.now(UTC).isoformat(),
+                    "data": {
+                        "sensor_id": sensor.id,
+                        "gateway_id": sensor.gateway,
+                        "alarm_type": "gas_leak",
+                        "reading": 40.0 + n,
+                        "threshold": 25.0,
+                    },
+                }
+            )
+        assert len(publish(dep, rules, registry, backlog)) == len(backlog)
+        assert len(publish(dep, rules, registry, [json.dumps(a) for a in alarms])) == 12
+        ids = {a["id"] for a in alarms}
+        answers = ("minhu.case.routed", "minhu.case.attached")
+
+        def answered(got: list[Rec]) -> dict[str, set[str]]:
+            out: dict[str, set[str]] = {}
+            for r in got:
+                v = r["value"]
+                origin = v["data"].get("origin") or {}
+                if v["type"] in answers and origin.get("event_id") in ids:
+                    out.setdefault(origin["event_id"], set()).add(json.dumps(v, sort_keys=True))
+            return out
+
+        got = read(dep, lambda got: answered(got).keys() == ids)
+        each = answered(got)
+        assert each.keys() == ids, ids - each.keys()
+        assert all(len(v) == 1 for v in each.values()), each
+        refused = [
+            r
+            for r in got
+            if r["value"]["type"] == "minhu.event.rejected"
+            and r["value"]["data"].get("event_id") in ids
+        ]
+        assert not refused, refused
+        m = worker.metrics()
+        assert m.get('minhu_life_safety_total{read_by="lane"}', 0) >= 1, m
+    finally:
+        worker.stop()

@@ -14,5 +14,11 @@ ROUTING_LATENCY = Histogram(
 DEAD_LETTERS = Counter("minhu_dead_letters_total", "Records refused", ["error_kind"])
 DUPLICATES = Counter("minhu_duplicates_total", "Records whose source and id were seen before")
 ESCALATIONS = Counter("minhu_escalations_total", "Cases escalated", ["reason"])
+LIFE_SAFETY = Counter(
+    "minhu_life_safety_total",
+    "Live critical alarms and urgent appeals decided ahead of their turn (the life-safety "
+    "lane), by what read them: the lane's own consumer, or Faust's",
+    ["read_by"],
+)
 SLA_BREACHES = Counter("minhu_sla_breaches_total", "Deadlines passed", ["clock"])
 # minhu_open_cases{tier} is counted from the engines at each scrape (worker.OpenCases).

@@ -50,6 +50,20 @@ def faust_credentials(settings: WorkerSettings) -> dict[str, Any]:
     }
 
 
+def aiokafka_credentials(settings: WorkerSettings) -> dict[str, Any]:
+    """Keyword arguments for an aiokafka client of the worker's own (the life-safety lane's
+    consumer); empty for PLAINTEXT."""
+    if settings.security_protocol == "PLAINTEXT":
+        return {}
+    return {
+        "security_protocol": settings.security_protocol,
+        "sasl_mechanism": settings.sasl_mechanism,
+        "sasl_plain_username": settings.sasl_username,
+        "sasl_plain_password": _password(settings),
+        "ssl_context": ssl_context(settings),
+    }
+
+
 def kafka_python_config(settings: WorkerSettings) -> dict[str, Any]:
     """Keyword arguments for kafka-python's KafkaProducer, KafkaConsumer and KafkaAdminClient;
     empty for PLAINTEXT."""
@@ -68,4 +82,4 @@ def kafka_python_config(settings: WorkerSettings) -> dict[str, Any]:
     return config
 
 
-__all__ = ["faust_credentials", "kafka_python_config", "ssl_context"]
+__all__ = ["aiokafka_credentials", "faust_credentials", "kafka_python_config", "ssl_context"]

@@ -10,7 +10,9 @@ For each partition the worker:
 
 1. **orders** its inputs by event time across the intake, action and rating topics
    (merge.py), as `minhu route` would, except that a live critical alarm (or an appeal on the
-   urgent topic) is decided at once, ahead of any backlog: the life-safety lane;
+   urgent topic) is decided at once, ahead of any backlog, and written on its own: the
+   life-safety lane, which also has a consumer of its own (`_read_lane`), so that the alarm
+   does not wait behind the appeals Faust fetched before it;
 2. **decides** a batch of records with the engine (`handlers/engine.py`), which also fires the
    deadlines their time has passed;
 3. **delivers** the batch's outputs and waits for the broker to have them; writes the ledger,
@@ -57,7 +59,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
+import aiokafka
 import faust
+from aiokafka.errors import KafkaError
 from faust.sensors import Sensor
 from faust.streams import _current_event
 from faust.web import Request, Response, View
@@ -83,7 +87,7 @@ from streams.drivers.kafka.partitioning import (
     partition_of_bucket,
     positions_key,
 )
-from streams.drivers.kafka.security import faust_credentials
+from streams.drivers.kafka.security import aiokafka_credentials, faust_credentials
 from streams.drivers.kafka.settings import WorkerSettings
 from streams.drivers.ledger import Ledger
 from streams.topics import CE_HEADERS, Topics
@@ -115,6 +119,18 @@ class Item:
     event: Any  # the Faust event, acknowledged once the record's effects are written
     raw: bytes | str
     position: Position
+    # Read by the lane's own consumer (no Faust event): its topic, offset and timestamp.
+    record: tuple[str, int, float] | None = None
+
+    def where(self) -> tuple[str, int]:
+        """The Kafka record's topic and offset."""
+        if self.record is not None:
+            return self.record[0], self.record[1]
+        return self.event.message.topic, self.event.message.offset
+
+    def ack(self) -> None:
+        if self.event is not None:
+            self.event.ack()
 
 
 class _Partition:
@@ -149,6 +165,9 @@ class Part:
     # Offsets decided ahead of their input's first undecided one (the life-safety lane takes
     # a live alarm before the backlog of its topic), per topic; skipped when read again.
     decided_ahead: dict[str, set[int]] = field(default_factory=dict)
+    # Of those, the ones whose batch is not written yet: a copy Faust delivers meanwhile is
+    # acknowledged with it.
+    unwritten: set[tuple[str, int]] = field(default_factory=set)
     # Copies of records still waiting, delivered again: acknowledged with the one decided.
     copies: dict[tuple[str, int], list[Any]] = field(default_factory=dict)
     positions_written: bytes = b""
@@ -198,6 +217,10 @@ class MinhuWorker:
         self.rebalancing = True
         self.lock = asyncio.Lock()
         self.turn = 0  # the partition whose merge is decided first in the next slice
+        # The lane's own consumer reads the alarm and urgent partitions held, from here
+        # (set by `_build`); it starts again from these whenever the generation moves on.
+        self.lane_from: dict[faust.types.TP, int] = {}
+        self.lane_generation = 0
         self.broker_seen = time.monotonic()
         datadir = Path(settings.data_dir) / settings.app_id
         datadir.mkdir(parents=True, exist_ok=True)
@@ -239,7 +262,8 @@ class MinhuWorker:
             t.intake("action"),
             t.intake("rating"),
         ]
-        main = [s for s in self.sources if s not in (self.alarm_name, self.urgent_name)]
+        self.lane_names = (self.alarm_name, self.urgent_name)
+        main = [s for s in self.sources if s not in self.lane_names]
         self.main_topic = self.app.topic(*main, **RAW)
         self.lane_topic = self.app.topic(self.alarm_name, self.urgent_name, **RAW)
         self.table = self.app.Table(  # bytes in, bytes out: keys and values stay raw
@@ -248,6 +272,8 @@ class MinhuWorker:
         self.app.agent(self.main_topic, name="decide")(self._consume)
         self.app.agent(self.lane_topic, name="life-safety")(self._consume_lane)
         self.app.timer(settings.tick_seconds, name="clock")(self._tick)
+        if settings.live_window > 0:
+            self.app.task(self._read_lane)
         if web:
             self.app.page("/metrics")(MetricsView)
             self.app.page("/ready")(_ready_view(self))
@@ -264,9 +290,9 @@ class MinhuWorker:
         for part in self.parts.values():
             for queue in part.merge.queues.values():
                 for held in queue:
-                    held.item.event.ack()
+                    held.item.ack()
             for item in part.urgent:
-                item.event.ack()
+                item.ack()
             for waiting in part.ahead.values():
                 for event, _ in waiting.values():
                     event.ack()
@@ -289,6 +315,8 @@ class MinhuWorker:
         committed offsets, which may be past it, or behind)."""
         seeks: list[tuple[faust.types.TP, int]] = []
         self.rebuild = False
+        self.lane_from = {}
+        self.lane_generation += 1
         held = {tp.partition for tp in self.app.consumer.assignment() if tp.topic in self.sources}
         self.parts.clear()
         by_part: dict[int, dict[str, Any]] = {p: {} for p in held}
@@ -320,6 +348,9 @@ class MinhuWorker:
                 part.decided_ahead[topic] = set(ahead)
                 seeks.append((faust.types.TP(topic, p), mark))
             self.parts[p] = part
+            self.lane_from.update(
+                {tp: o for tp, o in seeks if tp.partition == p and tp.topic in self.lane_names}
+            )
             log.info(
                 "partition %d: inputs from offsets %s",
                 p,
@@ -364,19 +395,98 @@ class MinhuWorker:
                     await self._receive(events, lane=lane)
                     more = await self._decide()
                 del events  # held here, they would keep a rebalance waiting for them
-                while more:
-                    # A backlog is decided a slice at a time; in between, the event loop
-                    # fetches, and the life-safety lane takes the lock before the next slice.
-                    await asyncio.sleep(0)
-                    async with self.lock:
-                        more = await self._decide()
+                await self._decide_on(more)
         except Exception:
-            # Faust would leave a crashed agent dead and the worker up, deciding nothing.
-            # Exit instead: the supervisor restarts the worker, which reads again what it had
-            # not acknowledged (the engine refuses bad records; this is a bug, and it is loud).
-            log.critical("deciding failed: exiting (status %d)", EXIT_CRASHED, exc_info=True)
-            logging.shutdown()
-            os._exit(EXIT_CRASHED)
+            _crash()
+
+    async def _decide_on(self, more: bool) -> None:
+        while more:
+            # A backlog is decided a slice at a time; in between, the event loop fetches, and
+            # the life-safety lane takes the lock before the next slice.
+            await asyncio.sleep(0)
+            async with self.lock:
+                more = await self._decide()
+
+    async def _read_lane(self) -> None:
+        """The life-safety lane's own consumer: the alarm and urgent partitions this worker
+        holds, read in the worker's event loop, outside Faust. Faust's consumer hands a record
+        to its agents only after what it fetched before, so with the intake saturated a gas
+        alarm reached the lane's agent p50 90 ms, p99 450 ms after it was published; read
+        here, p50 38 ms, p99 270 ms (measured in one run). A live critical alarm read here is
+        decided at once, ahead of its turn (`decided_ahead`), and the copy Faust delivers
+        later is skipped. A record that is not one goes the usual way, through Faust, only."""
+        consumer = aiokafka.AIOKafkaConsumer(
+            bootstrap_servers=self.s.broker,
+            group_id=None,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=self.s.fetch_wait_ms,
+            **aiokafka_credentials(self.s),
+        )
+        generation = -1
+        held: dict[faust.types.TP, int] = {}
+        try:
+            while True:
+                try:
+                    if generation == -1:
+                        await consumer.start()
+                        generation = -2
+                    if generation != self.lane_generation:
+                        held = dict(self.lane_from)
+                        consumer.assign([aiokafka.TopicPartition(*tp) for tp in held])
+                        for tp, offset in held.items():
+                            consumer.seek(aiokafka.TopicPartition(*tp), offset)
+                        generation = self.lane_generation
+                    if not held:
+                        await asyncio.sleep(0.1)
+                        continue
+                    fetched = await consumer.getmany(timeout_ms=100)
+                except KafkaError as exc:
+                    # The broker away: Faust's delivery still brings these records, and
+                    # `_tick` says when the broker has been gone too long (and exits).
+                    log.warning("the life-safety lane's own consumer: %s; trying again", exc)
+                    await asyncio.sleep(1.0)
+                    continue
+                if not fetched:
+                    continue
+                async with self.lock:
+                    if self.rebalancing or self.rebuild or generation != self.lane_generation:
+                        continue  # read again from the positions of the engines rebuilt
+                    if not self._admit_early(fetched):
+                        continue
+                    more = await self._decide()
+                await self._decide_on(more)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            _crash()
+        finally:
+            await consumer.stop()
+
+    def _admit_early(self, fetched: dict[Any, list[Any]]) -> bool:
+        """Records read by the lane's own consumer: each live critical alarm (or urgent
+        appeal) that Faust has not delivered yet goes to the lane. Whether any did."""
+        took = False
+        for tp, records in fetched.items():
+            part = self.parts.get(tp.partition)
+            if part is None:
+                continue
+            ahead = part.decided_ahead.setdefault(tp.topic, set())
+            for r in records:
+                if r.offset < part.next.get(tp.topic, 0) or r.offset in ahead:
+                    continue  # delivered by Faust already, or decided
+                if any(i.where() == (tp.topic, r.offset) for i in part.urgent):
+                    continue
+                if r.value is None or not self._life_safety(tp.topic, r.value):
+                    continue
+                item = Item(
+                    None,
+                    r.value,
+                    Position(f"{tp.topic}/{tp.partition}", r.offset),
+                    (tp.topic, r.offset, r.timestamp / 1000),
+                )
+                part.urgent.append(item)
+                took = True
+        return took
 
     async def _receive(self, events: Iterable[Any], lane: bool) -> None:
         arrived = []
@@ -492,8 +602,13 @@ class MinhuWorker:
         part.next[msg.topic] = msg.offset + 1
         ahead = part.decided_ahead.get(msg.topic)
         if ahead and msg.offset in ahead:
+            # Decided by the lane ahead of its turn (read by the lane's own consumer, or before
+            # a restart): acknowledged once the state holds it.
             ahead.discard(msg.offset)
-            event.ack()  # decided by the lane before a restart: its state holds it
+            if (msg.topic, msg.offset) in part.unwritten:
+                part.copies.setdefault((msg.topic, msg.offset), []).append(event)
+            else:
+                event.ack()
             return
         m.EVENTS_IN.labels(msg.topic, "record").inc()
         part.arrived = time.monotonic()
@@ -554,6 +669,7 @@ class MinhuWorker:
         seeks: list[tuple[Any, int]] = []  # inputs asked for again, once the batch is written
         self._mind_gaps(seeks)
         parts = list(self.parts.values())
+        urgent = Batch()
         for part in parts:
             # Nothing this batch decides is forgotten before the batch is written: a worker
             # killed in between reads it again and must find it (a backlog can run through
@@ -562,11 +678,20 @@ class MinhuWorker:
             for item in part.urgent:
                 eff = part.engine.feed(item.raw, item.position, advance=False, now=wall)
                 self._hold(part, eff)
-                part.decided_ahead.setdefault(item.event.message.topic, set()).add(
-                    item.event.message.offset
-                )
-                batch.steps.append((part, eff, item.position, item))
+                topic, offset = item.where()
+                m.LIFE_SAFETY.labels("lane" if item.record else "faust").inc()
+                part.decided_ahead.setdefault(topic, set()).add(offset)
+                part.unwritten.add((topic, offset))
+                urgent.steps.append((part, eff, item.position, item))
             part.urgent.clear()
+        if urgent.steps:
+            # The lane's records are written on their own, ahead of the slice of the backlog:
+            # their outputs wait neither for that slice to be decided nor for its writing.
+            await self._write(urgent)
+            if self.rebalancing or self.rebuild:
+                return False  # let go of meanwhile: the engines are rebuilt before any more
+            for part in parts:
+                part.engine.settled = None
         self.turn = (self.turn + 1) % max(len(parts), 1)
         until = time.monotonic() + self.s.decide_budget_ms / 1000
         cut = False
@@ -676,11 +801,11 @@ class MinhuWorker:
             self._observe(eff, item)
         for eff, item in forward:
             assert item is not None and eff.forward_to is not None
-            msg = item.event.message
+            stamp = item.record[2] if item.record else item.event.message.timestamp
             doc = Forwarded(
                 received_from=item.position.received_from,
                 position=item.position.offset or 0,
-                timestamp=msg.timestamp or 0,
+                timestamp=stamp or 0,
                 payload=item.raw if isinstance(item.raw, str) else item.raw.decode(),
             )
             await producer.send(
@@ -729,9 +854,10 @@ class MinhuWorker:
             await asyncio.gather(*sent)
         for part, _, _, item in batch.steps:
             if item is not None:
-                item.event.ack()
-                msg = item.event.message
-                for copy in part.copies.pop((msg.topic, msg.offset), ()):
+                item.ack()
+                where = item.where()
+                part.unwritten.discard(where)
+                for copy in part.copies.pop(where, ()):
                     copy.ack()
 
     def _observe(self, eff: Effects, item: Item | None) -> None:
@@ -744,7 +870,7 @@ class MinhuWorker:
                 if reason in ("ack_timeout", "resolve_timeout"):
                     m.SLA_BREACHES.labels(reason.removesuffix("_timeout")).inc()
             elif out.type == "minhu.case.routed" and item is not None:
-                ts = item.event.message.timestamp
+                ts = item.record[2] if item.record else item.event.message.timestamp
                 if ts:
                     m.ROUTING_LATENCY.observe(max(time.time() - ts, 0.0))  # seconds
         if eff.outcome == "duplicate":
@@ -808,6 +934,15 @@ class MetricsView(View):
 
     async def get(self, request: Request) -> Response:
         return self.bytes(generate_latest(REGISTRY), content_type="text/plain; version=0.0.4")
+
+
+def _crash() -> None:
+    # Faust would leave a crashed agent dead and the worker up, deciding nothing. Exit
+    # instead: the supervisor restarts the worker, which reads again what it had not
+    # acknowledged (the engine refuses bad records; this is a bug, and it is loud).
+    log.critical("deciding failed: exiting (status %d)", EXIT_CRASHED, exc_info=True)
+    logging.shutdown()
+    os._exit(EXIT_CRASHED)
 
 
 def _ready_view(worker: MinhuWorker) -> type[View]:
