@@ -156,6 +156,7 @@ def test_grafana_dashboard_uses_real_metrics(compose: dict[str, Any]) -> None:
         "minhu_escalations_total",
         "minhu_open_cases",
         "minhu_sla_breaches_total",
+        "minhu_life_safety_total",
     ):
         assert wanted in used, wanted
 
