@@ -376,9 +376,9 @@ def _pct(samples: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
 
 
-def _probe(publisher: Publisher, sensor: Any, pending: dict[str, float], tag: str) -> None:
-    event_id = f"probe-{tag}"
-    doc = {
+def gas_alarm(sensor: Any, event_id: str, reading: float = 40.0) -> dict[str, Any]:
+    """A live gas alarm of `sensor` (a critical one: it takes the life-safety lane)."""
+    return {
         "specversion": "1.0",
         "id": event_id,
         "source": f"/gateway/{sensor.gateway}",
@@ -388,10 +388,15 @@ def _probe(publisher: Publisher, sensor: Any, pending: dict[str, float], tag: st
             "sensor_id": sensor.id,
             "gateway_id": sensor.gateway,
             "alarm_type": "gas_leak",
-            "reading": 40.0,
+            "reading": reading,
             "threshold": 25.0,
         },
     }
+
+
+def _probe(publisher: Publisher, sensor: Any, pending: dict[str, float], tag: str) -> None:
+    event_id = f"probe-{tag}"
+    doc = gas_alarm(sensor, event_id)
     pending[event_id] = time.monotonic()
     publisher.publish(json.dumps(doc))
     publisher.flush()

@@ -666,6 +666,7 @@ def test_live_critical_alarms_behind_a_backlog_take_the_lane_once(
     them), and each is decided once: one routed or attached record each, however the two
     readers raced for it."""
     from schemas import AlarmType
+    from streams.bench.kafka import gas_alarm
     from streams.simulation.synthetic import StreamGenerator
 
     dep = Deployment(broker)
@@ -677,25 +678,9 @@ def test_live_critical_alarms_behind_a_backlog_take_the_lane_once(
         gen = StreamGenerator(registry, seed=11, varied=True)
         backlog = [json.dumps(gen.appeal(now), ensure_ascii=False) for _ in range(3000)]
         gas = sorted(s.id for s in registry.sensors.values() if AlarmType.GAS_LEAK in s.alarm_types)
-        alarms = []
-        for n in range(12):
-            sensor = registry.sensors[gas[n % len(gas)]]
-            alarms.append(
-                {
-                    "specversion": "1.0",
-                    "id": f"lane-{n}",
-                    "source": f"/gateway/{sensor.gateway}",
-                    "type": "minhu.alarm.raised",
-                    "time": datetime.now(UTC).isoformat(),
-                    "data": {
-                        "sensor_id": sensor.id,
-                        "gateway_id": sensor.gateway,
-                        "alarm_type": "gas_leak",
-                        "reading": 40.0 + n,
-                        "threshold": 25.0,
-                    },
-                }
-            )
+        alarms = [
+            gas_alarm(registry.sensors[gas[n % len(gas)]], f"lane-{n}", 40.0 + n) for n in range(12)
+        ]
         assert len(publish(dep, rules, registry, backlog)) == len(backlog)
         assert len(publish(dep, rules, registry, [json.dumps(a) for a in alarms])) == 12
         ids = {a["id"] for a in alarms}

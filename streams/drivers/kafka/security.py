@@ -50,18 +50,22 @@ def faust_credentials(settings: WorkerSettings) -> dict[str, Any]:
     }
 
 
-def aiokafka_credentials(settings: WorkerSettings) -> dict[str, Any]:
-    """Keyword arguments for an aiokafka client of the worker's own (the life-safety lane's
-    consumer); empty for PLAINTEXT."""
-    if settings.security_protocol == "PLAINTEXT":
-        return {}
+def _sasl(settings: WorkerSettings) -> dict[str, Any]:
+    """The login, in the words kafka-python and aiokafka share."""
     return {
         "security_protocol": settings.security_protocol,
         "sasl_mechanism": settings.sasl_mechanism,
         "sasl_plain_username": settings.sasl_username,
         "sasl_plain_password": _password(settings),
-        "ssl_context": ssl_context(settings),
     }
+
+
+def aiokafka_credentials(settings: WorkerSettings) -> dict[str, Any]:
+    """Keyword arguments for an aiokafka client of the worker's own (the life-safety lane's
+    consumer); empty for PLAINTEXT."""
+    if settings.security_protocol == "PLAINTEXT":
+        return {}
+    return {**_sasl(settings), "ssl_context": ssl_context(settings)}
 
 
 def kafka_python_config(settings: WorkerSettings) -> dict[str, Any]:
@@ -69,12 +73,7 @@ def kafka_python_config(settings: WorkerSettings) -> dict[str, Any]:
     empty for PLAINTEXT."""
     if settings.security_protocol == "PLAINTEXT":
         return {}
-    config: dict[str, Any] = {
-        "security_protocol": settings.security_protocol,
-        "sasl_mechanism": settings.sasl_mechanism,
-        "sasl_plain_username": settings.sasl_username,
-        "sasl_plain_password": _password(settings),
-    }
+    config = _sasl(settings)
     if settings.security_protocol == "SASL_SSL":
         config["ssl_check_hostname"] = True
         if settings.ssl_cafile is not None:

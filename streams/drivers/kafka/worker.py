@@ -128,6 +128,10 @@ class Item:
             return self.record[0], self.record[1]
         return self.event.message.topic, self.event.message.offset
 
+    def timestamp(self) -> float | None:
+        """The Kafka record's timestamp, in seconds (as Faust gives it)."""
+        return self.record[2] if self.record is not None else self.event.message.timestamp
+
     def ack(self) -> None:
         if self.event is not None:
             self.event.ack()
@@ -265,7 +269,7 @@ class MinhuWorker:
         self.lane_names = (self.alarm_name, self.urgent_name)
         main = [s for s in self.sources if s not in self.lane_names]
         self.main_topic = self.app.topic(*main, **RAW)
-        self.lane_topic = self.app.topic(self.alarm_name, self.urgent_name, **RAW)
+        self.lane_topic = self.app.topic(*self.lane_names, **RAW)
         self.table = self.app.Table(  # bytes in, bytes out: keys and values stay raw
             "buckets", partitions=partitions, key_type=bytes, value_type=bytes
         )
@@ -422,14 +426,14 @@ class MinhuWorker:
             fetch_max_wait_ms=self.s.fetch_wait_ms,
             **aiokafka_credentials(self.s),
         )
-        generation = -1
+        started, generation = False, -1
         held: dict[faust.types.TP, int] = {}
         try:
             while True:
                 try:
-                    if generation == -1:
+                    if not started:
                         await consumer.start()
-                        generation = -2
+                        started = True
                     if generation != self.lane_generation:
                         held = dict(self.lane_from)
                         consumer.assign([aiokafka.TopicPartition(*tp) for tp in held])
@@ -455,9 +459,7 @@ class MinhuWorker:
                         continue
                     more = await self._decide()
                 await self._decide_on(more)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
+        except Exception:  # not a cancellation (a BaseException): a bug, and loud
             _crash()
         finally:
             await consumer.stop()
@@ -801,11 +803,10 @@ class MinhuWorker:
             self._observe(eff, item)
         for eff, item in forward:
             assert item is not None and eff.forward_to is not None
-            stamp = item.record[2] if item.record else item.event.message.timestamp
             doc = Forwarded(
                 received_from=item.position.received_from,
                 position=item.position.offset or 0,
-                timestamp=stamp or 0,
+                timestamp=item.timestamp() or 0,
                 payload=item.raw if isinstance(item.raw, str) else item.raw.decode(),
             )
             await producer.send(
@@ -870,7 +871,7 @@ class MinhuWorker:
                 if reason in ("ack_timeout", "resolve_timeout"):
                     m.SLA_BREACHES.labels(reason.removesuffix("_timeout")).inc()
             elif out.type == "minhu.case.routed" and item is not None:
-                ts = item.record[2] if item.record else item.event.message.timestamp
+                ts = item.timestamp()
                 if ts:
                     m.ROUTING_LATENCY.observe(max(time.time() - ts, 0.0))  # seconds
         if eff.outcome == "duplicate":
