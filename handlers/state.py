@@ -15,19 +15,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
+
+from pydantic_core import to_json
 
 from handlers.ids import Identity
 from handlers.lifecycle import CaseState, ExtensionAsk, PendingRating
 from handlers.routing import KeyState, Storm
 from schemas.state import (
-    AppliedSnapshot,
     BucketSnapshot,
-    CaseSnapshot,
-    ExtensionAskSnapshot,
-    KeyStateSnapshot,
-    PendingRatingSnapshot,
-    StormSnapshot,
 )
 
 
@@ -98,88 +94,6 @@ def _td(x: timedelta | None) -> float | None:
 
 def _from_td(x: float | None) -> timedelta | None:
     return timedelta(seconds=x) if x is not None else None
-
-
-def to_snapshot(bucket: Bucket) -> BucketSnapshot:
-    return BucketSnapshot.model_construct(
-        keys=[
-            KeyStateSnapshot.model_construct(
-                key=k,
-                recent=list(s.recent),
-                storm=None
-                if s.storm is None
-                else StormSnapshot.model_construct(
-                    case_id=s.storm.case_id,
-                    rule_id=s.storm.rule_id,
-                    first=s.storm.first,
-                    last=s.storm.last,
-                    count=s.storm.count,
-                ),
-            )
-            for k, s in bucket.keys.items()
-        ],
-        cases=[
-            CaseSnapshot.model_construct(
-                case_id=c.case_id,
-                category=c.category,
-                status=c.status,
-                opening=c.opening,
-                tier=c.tier,
-                unit_id=c.unit_id,
-                community_id=c.community_id,
-                grid_id=c.grid_id,
-                ack_sla_s=_td(c.ack_sla),
-                resolve_sla_s=_td(c.resolve_sla),
-                ack_by=c.ack_by,
-                resolve_by=c.resolve_by,
-                caller_id=c.caller_id,
-                resolved_by=c.resolved_by,
-                asked=list(c.asked),
-                pending=[
-                    PendingRatingSnapshot.model_construct(
-                        rater_id=p.rater_id,
-                        rater_kind=p.rater_kind,
-                        ratee_unit_id=p.ratee_unit_id,
-                        ratee_tier=p.ratee_tier,
-                    )
-                    for p in c.pending
-                ],
-                rated=list(c.rated),
-                handoff=c.handoff,
-                seq=c.seq,
-                closed_at=c.closed_at,
-                ceiling=c.ceiling,
-                notified=list(c.notified),
-                resolved_at=c.resolved_at,
-                moves=list(c.moves),
-                returnable=c.returnable,
-                came_from=c.came_from,
-                extension_pending=None
-                if c.extension_pending is None
-                else ExtensionAskSnapshot.model_construct(
-                    unit_id=c.extension_pending.unit_id,
-                    opening=c.extension_pending.opening,
-                    extra_s=c.extension_pending.extra.total_seconds(),
-                    actor_id=c.extension_pending.actor_id,
-                ),
-                extension_opening=c.extension_opening,
-                caller_name=c.caller_name,
-                supervisions=c.supervisions,
-                stopped=c.stopped,
-            )
-            for c in bucket.cases.values()
-        ],
-        applied=[
-            AppliedSnapshot.model_construct(
-                source=ident[0],
-                id=ident[1],
-                received_from=a.position.received_from,
-                position=a.position.offset,
-                at=a.at,
-            )
-            for ident, a in bucket.applied.items()
-        ],
-    )
 
 
 def from_snapshot(snap: BucketSnapshot) -> Bucket:
@@ -253,7 +167,96 @@ def from_snapshot(snap: BucketSnapshot) -> Bucket:
 
 
 def dump_bucket(bucket: Bucket) -> bytes:
-    return to_snapshot(bucket).model_dump_json().encode()
+    """The bucket as `BucketSnapshot`'s JSON, byte for byte what `model_dump_json` writes for
+    it (tests/unit/handlers/test_state_dump.py), built from plain dicts and lists: a worker
+    writes every changed bucket to its changelog once a batch, and constructing the nested
+    models first cost 2.5 to 2.8 times as much (demo history: 41.6 us a bucket against 14.7)."""
+    return to_json(_snapshot_doc(bucket))
+
+
+def _snapshot_doc(bucket: Bucket) -> dict[str, Any]:
+    """The snapshot's document: every field of schemas/state.py, in its order."""
+    return {
+        "keys": [
+            {
+                "key": k,
+                "recent": list(s.recent),
+                "storm": None
+                if s.storm is None
+                else {
+                    "case_id": s.storm.case_id,
+                    "tier": None,
+                    "unit_id": None,
+                    "rule_id": s.storm.rule_id,
+                    "first": s.storm.first,
+                    "last": s.storm.last,
+                    "count": s.storm.count,
+                },
+            }
+            for k, s in bucket.keys.items()
+        ],
+        "cases": [
+            {
+                "case_id": c.case_id,
+                "category": c.category,
+                "status": c.status,
+                "opening": c.opening,
+                "tier": c.tier,
+                "unit_id": c.unit_id,
+                "community_id": c.community_id,
+                "grid_id": c.grid_id,
+                "ack_sla_s": _td(c.ack_sla),
+                "resolve_sla_s": _td(c.resolve_sla),
+                "ack_by": c.ack_by,
+                "resolve_by": c.resolve_by,
+                "caller_id": c.caller_id,
+                "resolved_by": c.resolved_by,
+                "asked": c.asked,
+                "pending": [
+                    {
+                        "rater_id": p.rater_id,
+                        "rater_kind": p.rater_kind,
+                        "ratee_unit_id": p.ratee_unit_id,
+                        "ratee_tier": p.ratee_tier,
+                    }
+                    for p in c.pending
+                ],
+                "rated": c.rated,
+                "handoff": c.handoff,
+                "seq": c.seq,
+                "closed_at": c.closed_at,
+                "ceiling": c.ceiling,
+                "notified": c.notified,
+                "resolved_at": c.resolved_at,
+                "moves": c.moves,
+                "returnable": c.returnable,
+                "came_from": c.came_from,
+                "extension_pending": None
+                if c.extension_pending is None
+                else {
+                    "unit_id": c.extension_pending.unit_id,
+                    "opening": c.extension_pending.opening,
+                    "extra_s": c.extension_pending.extra.total_seconds(),
+                    "actor_id": c.extension_pending.actor_id,
+                },
+                "extension_opening": c.extension_opening,
+                "caller_name": c.caller_name,
+                "supervisions": c.supervisions,
+                "stopped": c.stopped,
+            }
+            for c in bucket.cases.values()
+        ],
+        "applied": [
+            {
+                "source": ident[0],
+                "id": ident[1],
+                "received_from": a.position.received_from,
+                "position": a.position.offset,
+                "at": a.at,
+            }
+            for ident, a in bucket.applied.items()
+        ],
+    }
 
 
 def load_bucket(raw: bytes | str) -> Bucket:
