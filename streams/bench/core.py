@@ -35,7 +35,7 @@ from handlers.state import DictStore, Position
 from schemas import CloudEvent, EventRejected
 from streams.drivers.embedded import EmbeddedRunner
 from streams.drivers.ledger import Ledger
-from streams.simulation.demo import demo_until, run_demo
+from streams.simulation.demo import DAYS, demo_until, run_demo
 from streams.simulation.synthetic import StreamGenerator
 from streams.topics import Record, Topics
 
@@ -80,11 +80,12 @@ def _with_ledger(lines: list[str], rules: Rules, registry: Registry) -> float:
         return len(lines) / (time.process_time() - started)
 
 
-def _demo_history(rules: Rules, registry: Registry, events: int) -> list[str]:
+def _demo_history(rules: Rules, registry: Registry, events: int, days: int = DAYS) -> list[str]:
     """The records `minhu demo` feeds: intake plus the responders' actions and ratings."""
     emitted: list[CloudEvent] = []
     fed: list[str] = []
-    run_demo(EmbeddedRunner(rules, registry, on_event=emitted.append), emitted, events, 7, fed)
+    runner = EmbeddedRunner(rules, registry, on_event=emitted.append)
+    run_demo(runner, emitted, events, 7, fed, days=days)
     return fed
 
 
@@ -145,17 +146,21 @@ def _peak_rss_mb() -> int:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
-def replay_bench(rules: Rules, registry: Registry, intake_events: int) -> dict[str, Any]:
+def replay_bench(
+    rules: Rules, registry: Registry, intake_events: int, days: int = DAYS
+) -> dict[str, Any]:
     """`minhu replay` from a file: the demo history (intake, actions, ratings) read from disk
     and run through the core with its lifecycle, in event time — in a fresh process, so that
-    its peak memory (`replay_peak_rss_mb`) is the replay's, not the making of the history."""
+    its peak memory (`replay_peak_rss_mb`) is the replay's, not the making of the history.
+    `days`: how long the history runs (ending where the demo's month ends), at the density of
+    `intake_events` in those days."""
     from streams.analysis.replay import Elsewhere
 
-    history = _demo_history(rules, registry, intake_events)
+    history = _demo_history(rules, registry, intake_events, days)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "history.jsonl"
         path.write_text("\n".join(history) + "\n", encoding="utf-8")
         del history
         job = Elsewhere(replay_file, rules=rules, registry=registry, path=path, until=demo_until())
         result: dict[str, Any] = job.result()
-    return result
+    return {"intake_events": intake_events, "days": days, **result}

@@ -26,7 +26,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     elif args.target == "replay":
         from streams.bench.core import replay_bench
 
-        result = replay_bench(rules, registry, args.events or 20_000)
+        result = replay_bench(rules, registry, args.events or 20_000, args.days)
     else:
         from streams.bench.core import run_bench
 
@@ -99,6 +99,14 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         type=float,
         default=30.0,
         help="kafka: how long each latency run (idle, then under load) probes",
+    )
+    b.add_argument(
+        "--days",
+        type=int,
+        default=30,
+        help="replay: the days the demo history spans, ending where the demo's month ends "
+        "(a longer history at the same density is what a year of a city's appeals is; more "
+        "events in the same days make every place busier instead)",
     )
     b.add_argument(
         "--ledger-events",

@@ -31,10 +31,13 @@ def run_demo(
     seed: int,
     fed: list[str],
     progress: Callable[[int, int], None] | None = None,
+    days: int = DAYS,
 ) -> datetime:
     """Feed the synthetic month and the responders' answers; return the end of the run.
-    `emitted` is the list the runner's `on_event` appends each output event to."""
-    intake = StreamGenerator(runner.registry, seed=seed, days=DAYS).events(events)
+    `emitted` is the list the runner's `on_event` appends each output event to. A longer
+    history (`days`) starts earlier and ends where the month ends."""
+    start = DEFAULT_START + timedelta(days=DAYS - days)
+    intake = StreamGenerator(runner.registry, seed=seed, start=start, days=days).events(events)
     responders = Responders(runner.registry, seed=seed)
     until = demo_until()
     queue: list[tuple[datetime, int, str]] = [(t, i, line) for i, (t, line) in enumerate(intake)]

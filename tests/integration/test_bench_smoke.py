@@ -37,7 +37,8 @@ def test_core_bench_prints_its_rates_and_ratio(tmp_path: Path) -> None:
 
 
 def test_replay_bench_prints_its_rate_memory_and_records(tmp_path: Path) -> None:
-    result = bench("replay", "--events", "300", cwd=tmp_path)
+    result = bench("replay", "--events", "300", "--days", "45", cwd=tmp_path)
+    assert (result["intake_events"], result["days"]) == (300, 45)
     positive(result, "replay_records_per_s", "replay_peak_rss_mb", "records", "cases")
     assert result["records"] > 300  # the intake, and the responders' actions and ratings
 
