@@ -22,9 +22,7 @@ from pydantic_core import to_json
 from handlers.ids import Identity
 from handlers.lifecycle import CaseState, ExtensionAsk, PendingRating
 from handlers.routing import KeyState, Storm
-from schemas.state import (
-    BucketSnapshot,
-)
+from schemas.state import BucketSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +178,7 @@ def _snapshot_doc(bucket: Bucket) -> dict[str, Any]:
         "keys": [
             {
                 "key": k,
-                "recent": list(s.recent),
+                "recent": s.recent,
                 "storm": None
                 if s.storm is None
                 else {

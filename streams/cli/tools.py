@@ -25,8 +25,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         }
     elif args.target == "replay":
         from streams.bench.core import replay_bench
+        from streams.simulation.demo import DAYS
 
-        result = replay_bench(rules, registry, args.events or 20_000, args.days)
+        result = replay_bench(rules, registry, args.events or 20_000, args.days or DAYS)
     else:
         from streams.bench.core import run_bench
 
@@ -103,9 +104,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     b.add_argument(
         "--days",
         type=int,
-        default=30,
-        help="replay: the days the demo history spans, ending where the demo's month ends "
-        "(a longer history at the same density is what a year of a city's appeals is; more "
+        default=None,
+        help="replay: the days the demo history spans (default: the demo's 30), ending where "
+        "the demo's month ends (a longer history at the same density is what a year of a city's appeals is; more "
         "events in the same days make every place busier instead)",
     )
     b.add_argument(
