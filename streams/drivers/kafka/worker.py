@@ -159,7 +159,9 @@ class Part:
     engine: Engine
     merge: Merge[Item]
     urgent: list[Item] = field(default_factory=list)
-    arrived: float = 0.0  # monotonic time of the last record received
+    # Monotonic time of the last record received, or of the partition's taking: a partition
+    # just taken has not been idle for `IDLE` (its high watermark may be stale until a fetch).
+    arrived: float = field(default_factory=time.monotonic)
     shim: _Shim | None = None
     # Each input is taken in offset order, from where the state says it stands, without
     # gaps: Faust delivers some records twice around a rebalance (fetched before its seek to
