@@ -2,7 +2,8 @@
 
 1. **The fetch wait** (`fetch_wait_ms`). Faust builds its consumer with a fixed
    `fetch_max_wait_ms=1500`: a fetch of a partition with nothing new may sit at the broker that
-   long, and a gas alarm that arrives in the meantime on a quiet partition waits for it.
+   long, and a record that arrives in the meantime on a quiet partition waits for it. (A live
+   critical alarm does not: the life-safety lane reads it with a consumer of its own.)
 2. **End offsets confirmed by a fetch.** Faust recovers a table by reading its changelog up to
    the end offsets the broker gives in a ListOffsets answer. The test broker (Tansu) answers
    those wrongly after a multi-record batch — it has said "empty" of a changelog partition
@@ -22,7 +23,7 @@ from faust.transport import drivers
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-FETCH_WAIT_MS = 5
+FETCH_WAIT_MS = 200
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):

@@ -425,7 +425,7 @@ class MinhuWorker:
             bootstrap_servers=self.s.broker,
             group_id=None,
             enable_auto_commit=False,
-            fetch_max_wait_ms=self.s.fetch_wait_ms,
+            fetch_max_wait_ms=self.s.lane_fetch_wait_ms,
             **aiokafka_credentials(self.s),
         )
         started, generation = False, -1
