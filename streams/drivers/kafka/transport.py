@@ -10,13 +10,16 @@
    holding 650 records — while the high watermark in its fetch answers is right. So each end
    offset is checked with one fetch from it, and the higher of the two is used. On Apache
    Kafka the two agree and the check costs one fetch per partition per rebalance.
+
+And one reader outside Faust, `read_offsets`: the worker reads the offsets Faust's delivery
+skipped over with it (see `MinhuWorker._mind_gaps`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import aiokafka
 from faust.transport import drivers
@@ -71,3 +74,50 @@ def install(fetch_wait_ms: int) -> str:
     FETCH_WAIT_MS = fetch_wait_ms
     drivers.TRANSPORTS.aliases["minhu"] = f"{__name__}:Transport"
     return "minhu"
+
+
+class Read(NamedTuple):
+    """A record read outside Faust: its offset, timestamp (seconds) and value."""
+
+    offset: int
+    timestamp: float
+    value: bytes | None
+
+
+async def read_offsets(
+    broker: str,
+    credentials: Mapping[str, Any],
+    topic: str,
+    partition: int,
+    start: int,
+    end: int,
+    timeout_s: float,
+) -> list[Read]:
+    """The records of one partition from offset `start` up to and including `end`, read by a
+    consumer of its own (no group), in offset order; fewer if `timeout_s` passes first. An
+    offset holding no record (a transaction marker, compaction) is not in the answer, and
+    offsets already deleted are read from the earliest kept."""
+    consumer = aiokafka.AIOKafkaConsumer(
+        bootstrap_servers=broker,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **credentials,
+    )
+    await consumer.start()
+    try:
+        tp = aiokafka.TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        out: list[Read] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            fetched = await consumer.getmany(tp, timeout_ms=200)
+            for r in fetched.get(tp, ()):
+                out.append(Read(r.offset, r.timestamp / 1000, r.value))
+                if r.offset >= end:
+                    return out
+        return out
+    finally:
+        await consumer.stop()

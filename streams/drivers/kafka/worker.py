@@ -105,7 +105,7 @@ LIVE_LAG = timedelta(seconds=0.5)  # the wall clock a caught-up partition runs o
 # partition it has already fetched, and reads on after them when resumed (a test lost 199 of
 # 8,165 actions so). What waits is what one input is ahead of another in event time.
 IDLE = 2.0  # seconds without a new record after which a caught-up partition is idle
-GAP_WAIT = 30.0  # seconds a record ahead of a missing offset waits for it
+GAP_READ = 2.0  # seconds a record ahead of a missing offset waits before it is read directly
 MERGE_STALL = 10.0  # seconds a merge may hold records without releasing one before it says why
 GAP_RESEEK = 2.0  # seconds after which the missing offset is asked for again (sought)
 EXIT_BROKER_LOST = 3
@@ -119,7 +119,8 @@ class Item:
     event: Any  # the Faust event, acknowledged once the record's effects are written
     raw: bytes | str
     position: Position
-    # Read by the lane's own consumer (no Faust event): its topic, offset and timestamp.
+    # Read outside Faust (no Faust event), by the lane's own consumer or to fill a gap
+    # (`_fill_gap`): its topic, offset and timestamp.
     record: tuple[str, int, float] | None = None
 
     def where(self) -> tuple[str, int]:
@@ -179,7 +180,7 @@ class Part:
     positions_written: bytes = b""
     ahead: dict[str, dict[int, tuple[Any, bool]]] = field(default_factory=dict)
     ahead_since: dict[str, float] = field(default_factory=dict)
-    resought: set[str] = field(default_factory=set)  # topics whose gap was sought again
+    filling: set[str] = field(default_factory=set)  # topics whose gap is being read directly
     stalled_since: float = field(default_factory=time.monotonic)  # merge last released
     blocked_since: dict[str, float] = field(default_factory=dict)  # topic -> waited on since
 
@@ -227,6 +228,7 @@ class MinhuWorker:
         # (set by `_build`); it starts again from these whenever the generation moves on.
         self.lane_from: dict[faust.types.TP, int] = {}
         self.lane_generation = 0
+        self.filling: set[asyncio.Task[None]] = set()  # gaps being read directly
         self.broker_seen = time.monotonic()
         datadir = Path(settings.data_dir) / settings.app_id
         datadir.mkdir(parents=True, exist_ok=True)
@@ -553,9 +555,7 @@ class MinhuWorker:
         queue = part.merge.queues[topic]
         if queue and offset >= queue[0].offset:
             return True
-        return any(
-            i.event.message.topic == topic and i.event.message.offset == offset for i in part.urgent
-        )
+        return any(i.where() == (topic, offset) for i in part.urgent)
 
     def _take_waiting(self, part: Part, topic: str) -> None:
         """Records held ahead that are next now."""
@@ -565,76 +565,137 @@ class MinhuWorker:
         if not waiting:
             part.ahead.pop(topic, None)
             part.ahead_since.pop(topic, None)
-            part.resought.discard(topic)
 
-    def _mind_gaps(self, seeks: list[tuple[Any, int]]) -> None:
-        """Records waiting ahead of a missing offset. After `GAP_RESEEK` seconds the input is
-        sought back to it: a seek races with records Faust fetched before it, and Faust drops
-        a record it has delivered a later one than (its read offset), so a record sought
-        once can be skipped over. After `GAP_WAIT` seconds the offsets are taken as never
-        coming (transaction markers, compaction) and the partition goes on from the first
-        that did. The seeks are added to `seeks`."""
+    def _mind_gaps(self) -> None:
+        """Records waiting ahead of a missing offset. Faust drops a record older than the last
+        it delivered on its partition, so records fetched before a seek and delivered after it
+        can hide the records the seek asked for, for good: sought again, they may be hidden
+        again (a test lost a closing action so, once the worker had taken the missing offset
+        as never coming). After `GAP_READ` seconds the missing offsets are read from the
+        broker directly, outside Faust (`_fill_gap`); an offset is passed over only when the
+        broker holds no record there (a transaction marker, compaction, retention)."""
         now = time.monotonic()
         for part in list(self.parts.values()):
             for topic, since in list(part.ahead_since.items()):
                 waiting = part.ahead.get(topic)
-                if not waiting:
+                if not waiting or topic in part.filling or now - since < GAP_READ:
                     continue
-                if now - since >= GAP_RESEEK and topic not in part.resought:
-                    part.resought.add(topic)
-                    seeks.append((faust.types.TP(topic, part.partition), part.next[topic]))
-                    continue
-                if now - since < GAP_WAIT:
-                    continue
-                first = min(waiting)
+                part.filling.add(topic)
+                start, end = part.next[topic], min(waiting)
+                task = asyncio.get_running_loop().create_task(
+                    self._fill_gap(part, topic, start, end)
+                )
+                self.filling.add(task)  # held, or the loop could let it go unfinished
+                task.add_done_callback(self.filling.discard)
+
+    async def _fill_gap(self, part: Part, topic: str, start: int, end: int) -> None:
+        """Read offsets `start` to `end` of one input from the broker, and take them."""
+        try:
+            records = await transport.read_offsets(
+                self.s.broker,
+                aiokafka_credentials(self.s),
+                topic,
+                part.partition,
+                start,
+                end,
+                GAP_READ * 5,
+            )
+        except KafkaError as exc:
+            log.warning(
+                "%s/%d: reading offsets %d to %d: %s", topic, part.partition, start, end, exc
+            )
+            records = []
+        async with self.lock:
+            part.filling.discard(topic)
+            if part.ahead.get(topic):
+                part.ahead_since[topic] = time.monotonic()  # not filled yet: read again later
+            if self.parts.get(part.partition) is not part or self.rebalancing or self.rebuild:
+                return  # let go of meanwhile: read again from the positions in the state
+            self._fill(part, topic, records)
+            more = await self._decide()
+        await self._decide_on(more)
+
+    def _fill(self, part: Part, topic: str, records: Iterable[transport.Read]) -> None:
+        """Records read directly, in offset order, taken until no record waits ahead of a
+        missing one. A record Faust delivered meanwhile is not taken twice; an offset the
+        broker skipped holds no record, and the input goes on after it."""
+        for r in records:
+            waiting = part.ahead.get(topic)
+            if not waiting:
+                return
+            expected = part.next[topic]
+            if r.offset < expected:
+                continue
+            if r.offset > expected:
                 log.warning(
-                    "%s/%d: offsets %d to %d never came; going on from %d",
+                    "%s/%d: the broker holds no records at offsets %d to %d; going on from %d",
                     topic,
                     part.partition,
-                    part.next[topic],
-                    first - 1,
-                    first,
+                    expected,
+                    r.offset - 1,
+                    r.offset,
                 )
-                part.next[topic] = first
-                part.ahead_since[topic] = now
-                part.resought.discard(topic)
-                self._take_waiting(part, topic)
+                part.next[topic] = r.offset
+            if r.offset not in waiting:
+                lane = topic in self.lane_names
+                self._enqueue(part, topic, r.offset, r.timestamp, r.value, None, lane)
+            self._take_waiting(part, topic)
 
     def _take(self, part: Part, event: Any, lane: bool) -> None:
-        """The next record of one input, in offset order: into the merge (or the lane)."""
+        """The next record of one input, in offset order, as Faust delivered it."""
         msg = event.message
-        part.next[msg.topic] = msg.offset + 1
-        ahead = part.decided_ahead.get(msg.topic)
-        if ahead and msg.offset in ahead:
+        self._enqueue(part, msg.topic, msg.offset, msg.timestamp, event.value, event, lane)
+
+    def _enqueue(
+        self,
+        part: Part,
+        topic: str,
+        offset: int,
+        timestamp: float | None,
+        value: bytes | None,
+        event: Any,
+        lane: bool,
+    ) -> None:
+        """The next record of one input, in offset order: into the merge (or the lane).
+        `event` is Faust's, or None for a record read directly (`_fill_gap`), whose
+        timestamp (seconds) is kept with it. A record without a value (a tombstone a
+        client wrote on an input) is decided as an empty one: dead-lettered, with the reason."""
+        value = b"" if value is None else value
+        part.next[topic] = offset + 1
+        ahead = part.decided_ahead.get(topic)
+        if ahead and offset in ahead:
             # Decided by the lane ahead of its turn (read by the lane's own consumer, or before
             # a restart): acknowledged once the state holds it.
-            ahead.discard(msg.offset)
-            if (msg.topic, msg.offset) in part.unwritten:
-                part.copies.setdefault((msg.topic, msg.offset), []).append(event)
+            ahead.discard(offset)
+            if event is None:
+                return  # read directly: nothing to acknowledge
+            if (topic, offset) in part.unwritten:
+                part.copies.setdefault((topic, offset), []).append(event)
             else:
                 event.ack()
             return
-        m.EVENTS_IN.labels(msg.topic, "record").inc()
+        m.EVENTS_IN.labels(topic, "record").inc()
         part.arrived = time.monotonic()
         # The merge orders by the record's timestamp, which its producer set: never later than
         # now, when it is received (merge.py), so that a gateway's 2100 holds nothing back.
         received = time.time()
-        item = Item(event, event.value, Position(f"{msg.topic}/{msg.partition}", msg.offset))
-        if msg.topic == self.forwarded_name:
+        record = None if event is not None else (topic, offset, timestamp or 0.0)
+        item = Item(event, value, Position(f"{topic}/{part.partition}", offset), record)
+        if topic == self.forwarded_name:
             try:
-                f = Forwarded.model_validate_json(event.value)
+                f = Forwarded.model_validate_json(value)
             except ValidationError:
                 # Only workers write this topic; what is not a forwarded record is decided as
                 # it is (the engine refuses it with the reason), never a crash.
-                part.merge.add(msg.topic, msg.timestamp or 0, msg.offset, item, received)
+                part.merge.add(topic, timestamp or 0, offset, item, received)
                 return
-            item = Item(event, f.payload, Position(f.received_from, f.position))
-            part.merge.add(msg.topic, f.timestamp, msg.offset, item, received)
+            item = Item(event, f.payload, Position(f.received_from, f.position), record)
+            part.merge.add(topic, f.timestamp, offset, item, received)
             return
-        if lane and self._life_safety(msg.topic, event.value):
+        if lane and self._life_safety(topic, value):
             part.urgent.append(item)
         else:
-            part.merge.add(msg.topic, msg.timestamp or 0, msg.offset, item, received)
+            part.merge.add(topic, timestamp or 0, offset, item, received)
 
     def _life_safety(self, topic: str, raw: bytes) -> bool:
         """A critical alarm, or anything on the urgent topic, that is happening now. The
@@ -671,7 +732,7 @@ class MinhuWorker:
         batch = Batch()
         wall = datetime.now(UTC)
         seeks: list[tuple[Any, int]] = []  # inputs asked for again, once the batch is written
-        self._mind_gaps(seeks)
+        self._mind_gaps()
         parts = list(self.parts.values())
         urgent = Batch()
         for part in parts:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -16,6 +17,7 @@ from handlers.registry import Registry
 from handlers.rules import Rules
 from handlers.state import DictStore
 from streams.drivers.kafka.merge import Merge
+from streams.drivers.kafka.settings import WorkerSettings
 from streams.drivers.kafka.worker import MinhuWorker, Part
 from tests.hostile import ALARM, APPEAL, drawn, hostile_record, nasty_records
 
@@ -94,24 +96,26 @@ def test_the_lanes_own_consumer_takes_live_critical_records_faust_has_not_delive
 
 
 def test_faust_s_copy_of_a_record_decided_early_is_acknowledged_once_it_is_written(
-    registry: Registry, rules: Rules
+    registry: Registry, rules: Rules, tmp_path: Path
 ) -> None:
+    s = WorkerSettings(data_dir=str(tmp_path), metrics_port=None, live_window=0)
+    w = MinhuWorker(s, rules, registry, 4)
     part = _part(registry, rules)
     part.next[ALARMS] = 7
     part.unwritten = {(ALARMS, 7)}
     acked: list[int] = []
 
     def copy() -> Any:
-        message = SimpleNamespace(topic=ALARMS, partition=0, offset=7)
-        return SimpleNamespace(message=message, ack=lambda: acked.append(7))
+        message = SimpleNamespace(topic=ALARMS, partition=0, offset=7, timestamp=None)
+        return SimpleNamespace(message=message, value=b"{}", ack=lambda: acked.append(7))
 
     first = copy()
-    MinhuWorker._take(SimpleNamespace(), part, first, True)
+    w._take(part, first, True)
     assert acked == [] and part.copies[(ALARMS, 7)] == [first]  # its batch is not written yet
     assert part.next[ALARMS] == 8 and 7 not in part.decided_ahead[ALARMS]
     assert not part.urgent and not part.merge  # and it is not decided a second time
     part.unwritten.clear()
     part.next[ALARMS] = 7
     part.decided_ahead[ALARMS].add(7)
-    MinhuWorker._take(SimpleNamespace(), part, copy(), True)
+    w._take(part, copy(), True)
     assert acked == [7]  # written: acknowledged at once
