@@ -11,8 +11,9 @@
    offset is checked with one fetch from it, and the higher of the two is used. On Apache
    Kafka the two agree and the check costs one fetch per partition per rebalance.
 
-And one reader outside Faust, `read_offsets`: the worker reads the offsets Faust's delivery
-skipped over with it (see `MinhuWorker._mind_gaps`).
+And the consumers outside Faust (`own_consumer`): the life-safety lane's, and `read_offsets`,
+with which the worker reads the offsets Faust's delivery skipped over (see
+`MinhuWorker._mind_gaps`).
 """
 
 from __future__ import annotations
@@ -76,6 +77,16 @@ def install(fetch_wait_ms: int) -> str:
     return "minhu"
 
 
+def own_consumer(
+    broker: str, credentials: Mapping[str, Any], **config: Any
+) -> aiokafka.AIOKafkaConsumer:
+    """A consumer outside Faust and outside any group, committing nothing: it reads
+    partitions it is assigned, from where it is sought."""
+    return aiokafka.AIOKafkaConsumer(
+        bootstrap_servers=broker, group_id=None, enable_auto_commit=False, **credentials, **config
+    )
+
+
 class Read(NamedTuple):
     """A record read outside Faust: its offset, timestamp (seconds) and value."""
 
@@ -97,13 +108,7 @@ async def read_offsets(
     consumer of its own (no group), in offset order; fewer if `timeout_s` passes first. An
     offset holding no record (a transaction marker, compaction) is not in the answer, and
     offsets already deleted are read from the earliest kept."""
-    consumer = aiokafka.AIOKafkaConsumer(
-        bootstrap_servers=broker,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        **credentials,
-    )
+    consumer = own_consumer(broker, credentials, auto_offset_reset="earliest")
     await consumer.start()
     try:
         tp = aiokafka.TopicPartition(topic, partition)

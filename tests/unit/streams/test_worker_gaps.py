@@ -77,7 +77,7 @@ def test_a_missing_offset_is_read_from_the_broker_never_passed_over_on_time_alon
         part.ahead_since[topic] = time.monotonic() - 3600  # an hour, not only GAP_READ
         worker._mind_gaps()
         worker._mind_gaps()  # one read at a time
-        await asyncio.gather(*worker.filling)
+        await asyncio.gather(*worker.gap_reads)
 
     asyncio.run(mind())
     assert asked == [(topic, 3, 8)]
